@@ -1,0 +1,1 @@
+"""baselines stage of the COCO-AD suite."""

@@ -1,0 +1,1 @@
+"""leaderboard stage of the COCO-AD suite."""
