@@ -347,7 +347,7 @@ def check_maps(checked: Checked, problems: list[str], limit: int | None = MAX_PR
 
     found = Problems(checked.root, problems)
     todo = [rel for sid in checked.splits for rel in checked.maps[sid].values()]
-    for rel in tqdm(todo, desc="validate maps", unit="map", disable=quiet, leave=False):
+    for rel in tqdm(todo, desc="validate maps", unit="map", disable=True if quiet else None, leave=False):
         if limit is not None and len(found) >= limit:
             return True
         try:
