@@ -1,0 +1,110 @@
+"""AUPRO: area under the per-region-overlap curve up to a false-positive rate of 0.3.
+
+The ground truth of a class splits into 8-connected regions (over all its test
+images). At a threshold t, a region's overlap is the fraction of its pixels
+predicted anomalous; PRO(t) is the mean overlap over all regions of the class
+and FPR(t) the fraction of the class's normal pixels predicted anomalous. With
+the PRO weight of an anomalous pixel set to 1 / (area of its region), PRO(t) is
+the weighted true-positive rate ``sum of weights above t / number of regions``:
+AUPRO is a ROC whose positives are weighted, computed from the same
+:class:`~evaluator.metrics.kernels.KeyCounts` table as the other metrics.
+
+Profile ``exact`` (MVTec AD's definition): a point (FPR, PRO) at every distinct
+map value t (pixel anomalous if value >= t), from (0, 0); the trapezoid area of
+PRO over FPR from 0 to 0.3, the curve linearly interpolated at FPR = 0.3,
+divided by 0.3, so a perfect detector scores 1.
+
+Profile ``ader`` (ADer's ``cal_pro_score``), differing in:
+
+- thresholds: only ``np.arange(min, max, (max - min) / 200)`` of the raw maps
+  of the class (float64; so ~200 points, and the maximum itself is none);
+- a pixel is anomalous if its value is ``> t`` (strictly);
+- the points with FPR < 0.3 are kept (no interpolation at 0.3), their FPRs
+  rescaled to (f - min f) / (max f - min f), and the area is the trapezoid
+  rule in threshold order (``sklearn.metrics.auc``), which is not divided by
+  0.3 but rescaled in FPR instead;
+- ADer averages per-region overlaps region by region; the weighted sum here is
+  the same number up to float64 rounding (~1e-16).
+- undefined (``None``; ADer would give NaN) for constant maps, or when fewer
+  than two thresholds have distinct FPRs below 0.3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluator.metrics.kernels import KeyCounts
+from evaluator.metrics.params import ADER_AUPRO_STEPS, AUPRO_FPR_LIMIT, PROFILES
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+
+
+def aupro_from_counts(kc: KeyCounts, profile: str = "exact") -> float | None:
+    """AUPRO of a pixel table (see the module docstring); ``None`` if undefined.
+
+    Undefined: no ground-truth region (no anomalous pixel) or no normal pixel;
+    for ``ader`` also constant maps or a degenerate kept FPR range.
+    """
+    _check_profile(profile)
+    if kc.values.size == 0 or kc.n_regions == 0 or kc.n_neg == 0:
+        return None
+    if profile == "exact":
+        return _aupro_exact(kc)
+    return _aupro_ader(kc)
+
+
+def _aupro_exact(kc: KeyCounts) -> float:
+    # Cumulative normal pixels and PRO weight from the largest value down.
+    fpr = np.concatenate(([0.0], np.cumsum(kc.neg[::-1]) / kc.n_neg))
+    pro = np.concatenate(([0.0], np.cumsum(kc.weight[::-1]) / kc.n_regions))
+    limit = AUPRO_FPR_LIMIT
+    # First point beyond the limit; fpr ends at 1, so it exists.
+    end = int(np.searchsorted(fpr, limit, side="right"))
+    area = float(np.sum(np.diff(fpr[:end]) * (pro[1:end] + pro[: end - 1])) / 2.0)
+    if fpr[end - 1] < limit:
+        x0, x1, y0, y1 = fpr[end - 1], fpr[end], pro[end - 1], pro[end]
+        y_lim = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
+        area += (y_lim + y0) * (limit - x0) / 2.0
+    return float(area / limit)
+
+
+def _aupro_ader(kc: KeyCounts) -> float | None:
+    lo, hi = kc.values[0], kc.values[-1]
+    if hi == lo:
+        return None
+    thresholds = np.arange(lo, hi, (hi - lo) / ADER_AUPRO_STEPS)
+    # Pixels strictly above t are the table entries from index `first` on.
+    first = np.searchsorted(kc.values, thresholds, side="right")
+    neg_above = np.concatenate((np.cumsum(kc.neg[::-1])[::-1], [0]))
+    w_above = np.concatenate((np.cumsum(kc.weight[::-1])[::-1], [0.0]))
+    fpr = neg_above[first] / kc.n_neg
+    pro = w_above[first] / kc.n_regions
+    keep = fpr < AUPRO_FPR_LIMIT
+    fpr, pro = fpr[keep], pro[keep]
+    if fpr.size < 2 or fpr.max() == fpr.min():
+        return None
+    fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
+    # FPR falls as t rises: the area is minus the trapezoid sum in threshold order.
+    return float(-np.sum(np.diff(fpr) * (pro[1:] + pro[:-1])) / 2.0)
+
+
+def aupro(masks, maps, profile: str = "exact") -> float | None:
+    """AUPRO of a class's ground-truth masks and anomaly maps (see the module docstring).
+
+    ``masks``: boolean (N, H, W) or a sequence of (H, W) masks; ``maps``:
+    float16/float32 of the same shapes. ``None`` if undefined.
+
+    A detector whose region outranks every normal pixel covers it fully
+    before any false positive, so PRO = 1 over the whole FPR range:
+
+    >>> mask = np.zeros((1, 4), bool); mask[0, 3] = True
+    >>> ramp = np.array([[0.0, 1.0, 2.0, 3.0]], np.float32)
+    >>> aupro([mask], [ramp])
+    1.0
+    """
+    from evaluator.metrics.accumulate import pixel_counts
+
+    return aupro_from_counts(pixel_counts(masks, maps), profile)

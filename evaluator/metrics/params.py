@@ -1,0 +1,46 @@
+"""Published metric settings, in one place (names, profiles, threshold grids).
+
+Profile ``exact`` (the default) is the definition of SPEC §5 without binning;
+profile ``ader`` reproduces ADer's ``util/metric.py``, which produced the
+published COCO-AD tables. Every constant that differs between the two lives
+here, with the reason next to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The 11 reported metrics, in the column order of the paper's tables.
+METRIC_NAMES = (
+    "I-AUROC", "I-AP", "I-F1max",
+    "AUPRO",
+    "P-AUROC", "P-AP", "P-F1max",
+    "mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8",
+    "mIoU-max",
+)
+
+#: Scoring profiles: ``exact`` (SPEC §5 definitions) and ``ader`` (the paper's code).
+PROFILES = ("exact", "ader")
+
+#: AUPRO integration limit on the false-positive rate (MVTec AD and ADer).
+AUPRO_FPR_LIMIT = 0.3
+
+#: exact: thresholds 0.2, 0.3, …, 0.8 of the normalised maps, each the double
+#: nearest to its decimal (i / 10, correctly rounded).
+EXACT_MID_GRID = np.arange(2, 9) / 10.0
+
+#: exact: thresholds 0.00, 0.01, …, 1.00 (i / 100) of the threshold sweeps for plots.
+EXACT_SWEEP_GRID = np.arange(101) / 100.0
+
+#: ader: ``np.arange(0.2, 0.8 + 1e-3, 0.1)`` as ADer writes it; its values carry
+#: arange's rounding (0.30000000000000004, …, 0.8000000000000003).
+ADER_MID_GRID = np.arange(0.2, 0.8 + 1e-3, 0.1)
+
+#: ader: the 21 thresholds ``np.arange(0, 1 + 1e-3, 0.05)`` of P-F1max, mIoU-max and sweeps.
+ADER_MAX_GRID = np.arange(0.0, 1.0 + 1e-3, 0.05)
+
+#: ader: the epsilon ADer adds to every denominator of its thresholded metrics.
+ADER_EPS = 1e-8
+
+#: ader: AUPRO threshold count, ``np.arange(min, max, (max - min) / 200)``.
+ADER_AUPRO_STEPS = 200
