@@ -74,7 +74,7 @@ def _npy_header(fp) -> tuple[tuple[int, int], bool, np.dtype, int]:
         raise MapError(f".npy format version {version[0]}.{version[1]} is not supported; write it with numpy.save")
     try:
         shape, fortran, dtype = readers[version](fp, max_header_size=_MAX_NPY_HEADER)
-    except (ValueError, SyntaxError, EOFError, TypeError) as e:
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ...
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MapError(f"corrupt .npy header ({msg})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
