@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="exact", choices=["exact", "ader"],
                    help="metric definitions: exact (SPEC, default) or ader (the paper's published numbers)")
     s.add_argument("--pool", type=int, default=None, metavar="K",
-                   help="image score = max of the KxK average-pooled map (the paper's configs: 16); default: map max")
+                   help="profile ader only: image score = max of the KxK average-pooled map (the paper's configs: 16); "
+                        "default: the map's max")
     s.add_argument("--out", default=None, metavar="FILE",
                    help="result JSON (default: <submission>/../results/<submission name>.<profile>[.pool<K>].json)")
     s.add_argument("--panels", type=int, default=0, metavar="N",
@@ -64,6 +65,8 @@ def _score(args) -> int:
 
     if args.pool is not None and args.pool < 1:
         return _fail([f"--pool must be a positive integer, got {args.pool}"])
+    if args.pool is not None and args.profile != "ader":
+        return _fail(["--pool changes only the ader profile's image score; add --profile ader"])
     if args.panels < 0:
         return _fail([f"--panels must be >= 0, got {args.panels}"])
     out = Path(args.out) if args.out else default_out(args.submission, args.profile, args.pool)
@@ -72,6 +75,8 @@ def _score(args) -> int:
                        panels=args.panels, out=out, quiet=args.quiet, sweeps=not args.no_sweeps)
     except SubmissionError as e:
         return _fail(e.lines())
+    except ValueError as e:  # arguments the scorer refuses (pool larger than the maps, ...)
+        return _fail([f"{args.submission}: {e}"])
     print(format_summary(result, str(out)))
     return 0
 

@@ -48,7 +48,7 @@ def render_panel(image: np.ndarray | None, gt: np.ndarray, amap: np.ndarray, vmi
 
     if not vmax > vmin:
         vmax = vmin + 1.0  # constant maps: any scale shows them as one colour
-    fig = Figure(figsize=(9.6, 3.4), dpi=100)
+    fig = Figure(figsize=(9.6, 3.3), dpi=100, layout="constrained")
     axes = fig.subplots(1, 3)
     base = image if image is not None else np.full(gt.shape + (3,), 128, np.uint8)
     axes[0].imshow(base, interpolation="nearest")
@@ -57,8 +57,10 @@ def render_panel(image: np.ndarray | None, gt: np.ndarray, amap: np.ndarray, vmi
     axes[1].set_title("ground truth", fontsize=9)
     axes[2].imshow(base, interpolation="nearest")
     shown = axes[2].imshow(amap, cmap=CMAP, vmin=vmin, vmax=vmax, alpha=OVERLAY_ALPHA, interpolation="nearest")
-    axes[2].set_title(f"anomaly map [{vmin:.3g}, {vmax:.3g}]", fontsize=9)
-    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.04)
+    if gt.any() and not gt.all():
+        axes[2].contour(gt.astype(np.float32), levels=[0.5], colors="white", linewidths=0.8)
+    axes[2].set_title(f"anomaly map [{vmin:.3g}, {vmax:.3g}], ground truth outlined", fontsize=9)
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02)
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=10)

@@ -207,8 +207,12 @@ def score(
     t0 = time.perf_counter()
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-    if pool is not None and (int(pool) != pool or pool < 1):
-        raise ValueError(f"pool must be a positive integer, got {pool!r}")
+    if pool is not None:
+        if isinstance(pool, bool) or int(pool) != pool or pool < 1:
+            raise ValueError(f"pool must be a positive integer, got {pool!r}")
+        if profile != "ader":
+            raise ValueError("pool changes only the ader profile's image score; use it with profile 'ader'")
+        pool = int(pool)
     if panels and out is None:
         raise ValueError("panels need out= (they are written beside the result file)")
     if panels < 0:
@@ -216,6 +220,8 @@ def score(
     checked, problems = check_structure(submission, benchmark)
     if problems or checked is None:
         raise SubmissionError(problems)
+    if pool is not None and pool > min(checked.benchmark.eval_size):
+        raise ValueError(f"pool {pool} is larger than the evaluation size {checked.benchmark.eval_size}")
     if out is not None and _is_inside(Path(out), checked.root):
         raise SubmissionError([f"{out}: the result file must not lie inside the submission folder {checked.root} "
                                "(it would change the submission); choose another --out"])
