@@ -1,0 +1,69 @@
+"""Training checkpoints: one file per split, written atomically.
+
+A checkpoint is a dict (``torch.save``) with: ``format`` (1), ``versions``,
+``preset`` (:meth:`Preset.to_dict`), ``benchmark`` (name, version, sha256,
+path), ``split``, ``epoch`` (epochs finished), ``finished``, ``model`` (the
+full state dict, frozen encoder included, so prediction needs no weight
+file or network), ``optimizer``, ``scheduler``, ``params``
+(total/trainable), ``history`` (per-epoch loss, lr, seconds, images/s) and
+``weights`` (where the encoder's weights came from).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from baselines.common.errors import BaselineError
+
+FORMAT = 1
+FILENAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        raise BaselineError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
+        raise BaselineError(f"{path}: not a checkpoint of this suite's baselines (format {FORMAT})")
+    return state
+
+
+def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:
+    """Checkpoint files named by ``paths``: files as they are; a run folder gives ``*/checkpoint.pt``."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob(f"*/{FILENAME}")) or ([p / FILENAME] if (p / FILENAME).is_file() else [])
+            if not found:
+                raise BaselineError(f"{p}: no {FILENAME} below this folder (train first)")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out

