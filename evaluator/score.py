@@ -41,6 +41,9 @@ METRICS_ORDER = (
 )  # fmt: skip
 
 
+_ROUNDING = 1e-9
+
+
 def default_out(submission: str | os.PathLike, profile: str = "exact", pool: int | None = None) -> Path:
     """Default result path: ``<submission>/../results/<submission name>.<profile>[.pool<k>].json``.
 
@@ -139,13 +142,27 @@ def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> t
     return states, digests, problems.lines
 
 
+def _fraction(value) -> float | None:
+    """A metric value for the result file: a float in [0, 1] or None.
+
+    Sums of float64 weights (AUPRO's 1 / region area) can land a few ulps
+    outside [0, 1]; those are clamped so that the file keeps its contract.
+    """
+    if value is None:
+        return None
+    value = float(value)
+    if -_ROUNDING <= value < 0.0 or 1.0 < value <= 1.0 + _ROUNDING:
+        value = min(max(value, 0.0), 1.0)
+    return value
+
+
 def _summarise(st: _Split, profile: str, warnings: list[str], with_sweeps: bool):
     """Phase 3 for one split: ``(split block, sweep or None)``."""
     classes = {}
     class_sweeps = []
     for cls, acc in st.accs.items():
         res = acc.result(profile)
-        block = {m: (None if res.get(m) is None else float(res[m])) for m in METRICS_ORDER}
+        block = {m: _fraction(res.get(m)) for m in METRICS_ORDER}
         block["n_images"] = int(acc.n_images)
         block["n_anomalous"] = int(acc.n_anomalous)
         classes[cls] = block
