@@ -62,6 +62,9 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     paths = []
     with matplotlib.rc_context(RC):
         FigureCanvasAgg(fig)
+        # Lay out once, then freeze: the second format reuses the positions instead of re-solving them.
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
         for fmt in ("png", "svg"):
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, metadata=METADATA[fmt])
@@ -114,7 +117,7 @@ def split_breakdown(sec: Section) -> Figure | None:
         ncols = 4
         nrows = math.ceil(len(METRICS) / ncols)
         fig = Figure(figsize=(12, 2.8 * nrows), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
         n = len(labels)
         width = 0.8 / n
         for ax, metric in zip(axes, METRICS):

@@ -89,10 +89,8 @@ def make_result(
     return p
 
 
-@pytest.fixture
-def results_dir(tmp_path) -> Path:
-    """Several submissions on the demo benchmark and on coco-ad, two profiles."""
-    d = tmp_path / "results"
+def write_results(d: Path) -> Path:
+    """Several submissions on the demo benchmark and on coco-ad, two profiles, into ``d``."""
     make_result(d, "alpha.exact", method="Alpha", base=0.60, panels=1)
     make_result(d, "alpha.ader", method="Alpha", profile="ader", base=0.61, panels=1)
     make_result(d, "beta.exact", method="Beta", base=0.70, step=-0.01, paper=None, code="https://example.org/beta")
@@ -100,3 +98,19 @@ def results_dir(tmp_path) -> Path:
     make_result(d / "coco", "delta.ader", method="Delta", profile="ader", pool=16, benchmark="coco-ad",
                 base=0.55, panels=1)
     return d
+
+
+@pytest.fixture
+def results_dir(tmp_path) -> Path:
+    return write_results(tmp_path / "results")
+
+
+@pytest.fixture(scope="session")
+def built_board(tmp_path_factory):
+    """One leaderboard built from :func:`write_results` (shared: a build takes seconds)."""
+    from leaderboard.build import build
+
+    root = tmp_path_factory.mktemp("board")
+    res = write_results(root / "results")
+    summary = build(res, root / "out", quiet=True)
+    return res, root / "out", summary

@@ -1,0 +1,191 @@
+"""The main job: ``python -m leaderboard.demo [--workdir runs/demo] [--quiet]``.
+
+Runs the whole chain on the embedded demo source, each stage through its
+command line only (a child ``python -m …`` process, output streamed)::
+
+    benchmark   python -m benchmark.build demo --out W/benchmark
+    baseline    python -m baselines.invad run --benchmark W/benchmark --preset invad-tiny
+                    --out W/runs/invad-tiny --submission W/submissions/invad-tiny
+    validate    python -m evaluator validate W/submissions/invad-tiny --benchmark W/benchmark
+    score       python -m evaluator score … --profile exact --panels 2 --out W/results/invad-tiny.exact.json
+    score       python -m evaluator score … --profile ader  --panels 2 --out W/results/invad-tiny.ader.json
+    leaderboard python -m leaderboard build --results W/results --out W/leaderboard
+
+A rerun skips every step whose outputs exist and are at least as new as its
+inputs (make's rule), so an interrupted job resumes where it stopped and a
+changed input reruns only what depends on it. A failing step stops the job
+with the step's exit code and one line naming the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PRESET = "invad-tiny"
+PANELS = 2
+PROFILES = ("exact", "ader")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One child command of the job.
+
+    ``outputs``: files that exist once the step has run. ``inputs``: files the
+    outputs are made from; the step is up to date when every output exists
+    and none is older than any input. ``stale``: what to remove before
+    rerunning a step whose outputs are out of date (tools refuse to overwrite
+    a finished submission, rightly). ``writes``: False for a step that only
+    guards its outputs (they are written by the steps after it).
+    """
+
+    name: str
+    argv: tuple  # arguments after ``python -m``
+    outputs: tuple
+    inputs: tuple = ()
+    stale: tuple = ()
+    writes: bool = True
+
+
+@dataclass
+class Plan:
+    steps: list = field(default_factory=list)
+    page: Path | None = None
+
+
+def plan(workdir: Path, quiet: bool = False) -> Plan:
+    """The job's steps for ``workdir`` (paths absolute, so children may run anywhere)."""
+    w = Path(workdir).resolve()
+    bench, sub, run_dir = w / "benchmark", w / "submissions" / PRESET, w / "runs" / PRESET
+    results_dir, board = w / "results", w / "leaderboard"
+    manifest, sub_json = bench / "benchmark.json", sub / "submission.json"
+    results = {p: results_dir / f"{PRESET}.{p}.json" for p in PROFILES}
+    q = ("--quiet",) if quiet else ()
+    steps = [
+        Step("build the demo benchmark", ("benchmark.build", "demo", "--out", str(bench), *q), (manifest,)),
+        Step(f"train and predict {PRESET} on every split",
+             ("baselines.invad", "run", "--benchmark", str(bench), "--preset", PRESET, "--out", str(run_dir),
+              "--submission", str(sub), *q),
+             (sub_json,), (manifest,), (sub,)),
+        # validate has no output of its own: it guards the scores, so it runs whenever a score is due.
+        Step("validate the submission", ("evaluator", "validate", str(sub), "--benchmark", str(bench)),
+             tuple(results.values()), (sub_json, manifest), writes=False),
+    ]
+    for p in PROFILES:
+        steps.append(Step(f"score with the {p} profile",
+                          ("evaluator", "score", str(sub), "--benchmark", str(bench), "--profile", p,
+                           "--panels", str(PANELS), "--out", str(results[p]), *q),
+                          (results[p],), (sub_json, manifest)))
+    steps.append(Step("build the leaderboard",
+                      ("leaderboard", "build", "--results", str(results_dir), "--out", str(board), *q),
+                      (board / "index.html",), tuple(results.values())))
+    return Plan(steps=steps, page=board / "index.html")
+
+
+def _mtime(p: Path) -> int | None:
+    try:
+        return p.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def up_to_date(step: Step) -> bool:
+    """Every output exists and none is older than an existing input."""
+    outs = [_mtime(p) for p in step.outputs]
+    if not outs or any(t is None for t in outs):
+        return False
+    ins = [t for t in (_mtime(p) for p in step.inputs) if t is not None]
+    return not ins or min(outs) >= max(ins)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def child_env() -> dict:
+    """Environment of the child processes: unbuffered output (so it streams) and the project importable."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def subprocess_runner(argv: tuple) -> int:
+    """Run ``python -m <argv>`` with this interpreter, output going straight to ours."""
+    return subprocess.run([sys.executable, "-m", *argv], env=child_env()).returncode
+
+
+def _exit_code(rc: int) -> int:
+    return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128 + N
+
+
+def run_job(steps: list, runner: Callable[[tuple], int] = subprocess_runner, quiet: bool = False,
+            say: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic) -> int:
+    """Run the steps in order, skipping those that are up to date; 0, or the failing step's exit code."""
+    if say is None:
+        def say(line: str) -> None:
+            print(line, flush=True)
+    t0 = clock()
+    n = len(steps)
+    for i, step in enumerate(steps, start=1):
+        head = f"[{i}/{n}] {step.name}"
+        if up_to_date(step):
+            if not quiet:
+                say(f"==> {head}: up to date, skipped ({_clock(clock() - t0)} elapsed)")
+            continue
+        for p in step.stale:
+            if p.exists():
+                if not quiet:
+                    say(f"    removing the out-of-date {p}")
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        if not quiet:
+            say(f"==> {head} ({_clock(clock() - t0)} elapsed)\n    $ python -m {' '.join(step.argv)}")
+        try:
+            rc = runner(step.argv)
+        except KeyboardInterrupt:
+            say(f"demo: interrupted during step {i}/{n} '{step.name}'; rerun to resume")
+            return 130
+        if rc != 0:
+            say(f"demo: step {i}/{n} '{step.name}' failed with exit code {_exit_code(rc)} (its output is above); "
+                f"fix it and rerun to resume")
+            return _exit_code(rc) or 1
+        missing = [str(p) for p in step.outputs if step.writes and not p.exists()]
+        if missing:
+            say(f"demo: step {i}/{n} '{step.name}' exited 0 but did not write {', '.join(missing)}")
+            return 1
+        if not quiet:
+            say(f"    done ({_clock(clock() - t0)} elapsed)")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m leaderboard.demo",
+        description="Run the whole chain on the embedded demo: build the demo benchmark, train and predict "
+                    f"{PRESET} on every split, validate and score it (exact and ader profiles), build the "
+                    "leaderboard. Finished steps are skipped on a rerun.")
+    parser.add_argument("--workdir", default="runs/demo", metavar="DIR",
+                        help="where every output goes (default: runs/demo)")
+    parser.add_argument("--quiet", action="store_true", help="only the children's warnings and the final line")
+    args = parser.parse_args(argv)
+    job = plan(Path(args.workdir), quiet=args.quiet)
+    t0 = time.monotonic()
+    rc = run_job(job.steps, quiet=args.quiet)
+    if rc == 0:
+        print(f"demo: done in {_clock(time.monotonic() - t0)}; leaderboard page {job.page.as_uri()} "
+              f"(Markdown table: {job.page.parent / 'leaderboard.md'})", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
