@@ -59,7 +59,10 @@ def aupro_from_counts(kc: KeyCounts, profile: str = "exact") -> float | None:
 def _aupro_exact(kc: KeyCounts) -> float:
     # Cumulative normal pixels and PRO weight from the largest value down.
     fpr = np.concatenate(([0.0], np.cumsum(kc.neg[::-1]) / kc.n_neg))
-    pro = np.concatenate(([0.0], np.cumsum(kc.weight[::-1]) / kc.n_regions))
+    # The total weight is n_regions up to rounding; dividing by the float sum
+    # itself makes PRO exactly 1 once every anomalous pixel is covered.
+    weight_above = np.cumsum(kc.weight[::-1])
+    pro = np.concatenate(([0.0], weight_above / weight_above[-1]))
     limit = AUPRO_FPR_LIMIT
     # First point beyond the limit; fpr ends at 1, so it exists.
     end = int(np.searchsorted(fpr, limit, side="right"))
@@ -81,7 +84,7 @@ def _aupro_ader(kc: KeyCounts) -> float | None:
     neg_above = np.concatenate((np.cumsum(kc.neg[::-1])[::-1], [0]))
     w_above = np.concatenate((np.cumsum(kc.weight[::-1])[::-1], [0.0]))
     fpr = neg_above[first] / kc.n_neg
-    pro = w_above[first] / kc.n_regions
+    pro = w_above[first] / w_above[0]  # w_above[0] = n_regions up to rounding
     keep = fpr < AUPRO_FPR_LIMIT
     fpr, pro = fpr[keep], pro[keep]
     if fpr.size < 2 or fpr.max() == fpr.min():

@@ -1,0 +1,283 @@
+"""Plain NumPy reference implementations of every metric (no Numba, no streaming).
+
+These hold all maps of a class in memory and follow the textbook recipes, so
+they serve as the independent check of :mod:`evaluator.metrics` in the tests
+and as the baseline of ``python -m evaluator bench``:
+
+- ranking metrics: one global stable sort of the scores, cumulative TP / FP
+  at the last sample of each run of equal scores (as scikit-learn);
+- AUPRO ``exact``: regions by ``scipy.ndimage.label`` with a 3×3 structure,
+  one global sort of all pixels, running totals of normal pixels and of
+  1 / region area, linear interpolation at FPR 0.3, divided by 0.3 (MVTec AD);
+- AUPRO ``ader``: ADer's loop over its ~200 thresholds, each with a boolean
+  map and per-region covered fractions (``np.bincount``);
+- threshold metrics: boolean maps of the normalised pixels at each threshold.
+
+SciPy is needed only for the region labelling and is imported there (it is a
+test extra, not a runtime dependency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EXACT_MID = np.arange(2, 9) / 10.0
+EXACT_SWEEP = np.arange(101) / 100.0
+ADER_MID = np.arange(0.2, 0.8 + 1e-3, 0.1)
+ADER_MAX = np.arange(0.0, 1.0 + 1e-3, 0.05)
+ADER_EPS = 1e-8
+FPR_LIMIT = 0.3
+
+NAMES = ("I-AUROC", "I-AP", "I-F1max", "AUPRO", "P-AUROC", "P-AP", "P-F1max",
+         "mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
+
+
+# ------------------------------------------------------------- regions
+
+
+def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected regions of a 2-D boolean mask (``scipy.ndimage.label``)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    return labels.astype(np.int32), int(n)
+
+
+def pro_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per-pixel PRO weight (1 / area of its region; 0 off the mask) and the region count."""
+    weights = np.zeros(masks.shape, np.float64)
+    total = 0
+    for i, mask in enumerate(masks):
+        labels, n = label_regions(mask)
+        if n:
+            area = np.bincount(labels.ravel())
+            inv = np.zeros(n + 1)
+            inv[1:] = 1.0 / area[1:]
+            weights[i] = inv[labels]
+        total += n
+    return weights, total
+
+
+# -------------------------------------------------------- sort-based curves
+
+
+def curve(y_true, y_score, weight=None):
+    """Distinct thresholds (descending) with cumulative TP, FP and weight of ``score >= t``."""
+    y_true = np.asarray(y_true).ravel().astype(bool)
+    y_score = np.asarray(y_score, np.float64).ravel()
+    order = np.argsort(-y_score, kind="stable")
+    s = y_score[order]
+    y = y_true[order]
+    last = np.flatnonzero(np.concatenate((s[1:] != s[:-1], [True])))
+    tp = np.cumsum(y)[last]
+    fp = np.cumsum(~y)[last]
+    w = None
+    if weight is not None:
+        w = np.cumsum(np.asarray(weight, np.float64).ravel()[order])[last]
+    return s[last], tp, fp, w
+
+
+def auroc(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    if tp[-1] == 0 or fp[-1] == 0:
+        return None
+    tpr = np.concatenate(([0.0], tp / tp[-1]))
+    fpr = np.concatenate(([0.0], fp / fp[-1]))
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    if tp[-1] == 0:
+        return None
+    precision = tp / (tp + fp)
+    recall = np.concatenate(([0.0], tp / tp[-1]))
+    return float(np.sum((recall[1:] - recall[:-1]) * precision))
+
+
+def f1_max(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    if tp[-1] == 0:
+        return None
+    precision = tp / (tp + fp)
+    recall = tp / tp[-1]
+    with np.errstate(invalid="ignore"):
+        f1 = 2 * precision * recall / (precision + recall)
+    return float(np.nanmax(f1)) if np.any(tp > 0) else 0.0
+
+
+# --------------------------------------------------------------------- AUPRO
+
+
+def aupro_exact(masks, maps) -> float | None:
+    """MVTec AD AUPRO: PRO over FPR up to 0.3, interpolated at 0.3, divided by 0.3."""
+    masks = np.asarray(masks, bool)
+    weights, n_regions = pro_weights(masks)
+    n_neg = int((~masks).sum())
+    if n_regions == 0 or n_neg == 0:
+        return None
+    _, _, fp, w = curve(masks, maps, weights)
+    fpr = np.concatenate(([0.0], fp / n_neg))
+    pro = np.concatenate(([0.0], w / n_regions))
+    inside = fpr <= FPR_LIMIT
+    area = np.trapezoid(pro[inside], fpr[inside])
+    i = int(np.count_nonzero(inside))  # first point beyond the limit
+    if fpr[i - 1] != FPR_LIMIT:
+        y_lim = pro[i - 1] + (pro[i] - pro[i - 1]) * (FPR_LIMIT - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
+        area += 0.5 * (y_lim + pro[i - 1]) * (FPR_LIMIT - fpr[i - 1])
+    return float(area / FPR_LIMIT)
+
+
+def aupro_ader(masks, maps) -> float | None:
+    """ADer's ``cal_pro_score``: 200 raw thresholds, value > t, FPR < 0.3, rescaled, trapezoid."""
+    masks = np.asarray(masks, bool)
+    amaps = np.asarray(maps, np.float64)
+    region = np.zeros(masks.shape, np.int64)
+    offset = 0
+    for i, mask in enumerate(masks):
+        labels, n = label_regions(mask)
+        region[i] = np.where(labels > 0, labels + offset, 0)
+        offset += n
+    if offset == 0 or (~masks).sum() == 0:
+        return None
+    lo, hi = amaps.min(), amaps.max()
+    if hi == lo:
+        return None
+    r = region[masks]
+    area = np.bincount(r, minlength=offset + 1)[1:]
+    v_pos = amaps[masks]
+    v_neg = amaps[~masks]
+    pros, fprs = [], []
+    for th in np.arange(lo, hi, (hi - lo) / 200):
+        covered = np.bincount(r[v_pos > th], minlength=offset + 1)[1:]
+        pros.append(np.mean(covered / area))
+        fprs.append(np.count_nonzero(v_neg > th) / v_neg.size)
+    pros, fprs = np.array(pros), np.array(fprs)
+    keep = fprs < FPR_LIMIT
+    fprs, pros = fprs[keep], pros[keep]
+    if fprs.size < 2 or fprs.max() == fprs.min():
+        return None
+    fprs = (fprs - fprs.min()) / (fprs.max() - fprs.min())
+    return float(-np.trapezoid(pros, fprs))
+
+
+# ------------------------------------------------------ threshold metrics
+
+
+def normalise(maps) -> np.ndarray | None:
+    amaps = np.asarray(maps, np.float64)
+    lo, hi = amaps.min(), amaps.max()
+    if hi == lo:
+        return None
+    return (amaps - lo) / (hi - lo)
+
+
+def _pooled(gt, pred):
+    tp = int(np.count_nonzero(gt & pred))
+    fp = int(np.count_nonzero(~gt & pred))
+    fn = int(np.count_nonzero(gt & ~pred))
+    return tp, fp, fn
+
+
+def _exact_rates(tp, fp, fn):
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+    recall = tp / (tp + fn) if (tp + fn) else 0.0
+    iou = tp / (tp + fp + fn) if (tp + fp + fn) else 0.0
+    return f1, recall, iou
+
+
+def _ader_rates(tp, fp, fn):
+    p = tp / (tp + fp + ADER_EPS)
+    r = tp / (tp + fn + ADER_EPS)
+    f1 = 2 * p * r / (p + r + ADER_EPS)
+    return f1, r, tp / (tp + fp + fn + ADER_EPS)
+
+
+def threshold_metrics_exact(masks, maps) -> dict[str, float | None]:
+    masks = np.asarray(masks, bool)
+    norm = normalise(maps)
+    keys = ("mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
+    if norm is None or not masks.any():
+        return dict.fromkeys(keys)
+    rates = np.array([_exact_rates(*_pooled(masks, norm > t)) for t in EXACT_MID])
+    # Every cut between distinct normalised values: sets norm >= u.
+    _, tp, fp, _ = curve(masks, norm)
+    n_pos = int(masks.sum())
+    iou_max = max(0.0, float(np.max(tp / (fp + n_pos))))
+    return {"mF1_.2_.8": float(np.mean(rates[:, 0])), "mAcc_.2_.8": float(np.mean(rates[:, 1])),
+            "mIoU_.2_.8": float(np.mean(rates[:, 2])), "mIoU-max": iou_max}
+
+
+def threshold_metrics_ader(masks, maps) -> dict[str, float | None]:
+    masks = np.asarray(masks, bool)
+    norm = normalise(maps)
+    keys = ("mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max", "P-F1max")
+    if norm is None or not masks.any():
+        return dict.fromkeys(keys)
+    mid = np.array([_ader_rates(*_pooled(masks, norm > t)) for t in ADER_MID])
+    top = np.array([_ader_rates(*_pooled(masks, norm > t)) for t in ADER_MAX])
+    return {"mF1_.2_.8": float(np.mean(mid[:, 0])), "mAcc_.2_.8": float(np.mean(mid[:, 1])),
+            "mIoU_.2_.8": float(np.mean(mid[:, 2])), "mIoU-max": float(np.max(top[:, 2])),
+            "P-F1max": float(np.max(top[:, 0]))}
+
+
+def sweep(masks, maps, profile="exact") -> dict[str, list]:
+    masks = np.asarray(masks, bool)
+    norm = normalise(maps)
+    if norm is None:
+        return {"thresholds": [], "F1": [], "IoU": [], "recall": []}
+    grid, rates = (EXACT_SWEEP, _exact_rates) if profile == "exact" else (ADER_MAX, _ader_rates)
+    rows = np.array([rates(*_pooled(masks, norm > t)) for t in grid])
+    return {"thresholds": grid.tolist(), "F1": rows[:, 0].tolist(),
+            "IoU": rows[:, 2].tolist(), "recall": rows[:, 1].tolist()}
+
+
+# ---------------------------------------------------------------- images
+
+
+def pooled_max(amap, k: int) -> float:
+    """Max of the k×k average pooling (stride 1, no padding), via a float64 integral image."""
+    a = np.asarray(amap, np.float64)
+    h, w = a.shape
+    s = np.zeros((h + 1, w + 1))
+    s[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
+    win = s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
+    return float(win.max() / (k * k))
+
+
+def image_scores(maps, scores=None, profile="exact", pool=None) -> np.ndarray:
+    if scores is not None:
+        return np.asarray(scores, np.float64)
+    if profile == "ader" and pool is not None:
+        return np.array([pooled_max(m, pool) for m in maps])
+    return np.array([float(np.max(m)) for m in maps])
+
+
+# ------------------------------------------------------------------- all 11
+
+
+def evaluate(masks, maps, labels, scores=None, profile="exact", pool=None) -> dict[str, float | None]:
+    """All 11 metrics of one class from stacked arrays (N, H, W)."""
+    masks = np.asarray(masks, bool)
+    labels = np.asarray(labels, np.int64)
+    s = image_scores(maps, scores, profile, pool)
+    out: dict[str, float | None] = {}
+    if labels.size and labels.any():
+        out["I-AUROC"] = auroc(labels, s)
+        out["I-AP"] = average_precision(labels, s)
+        out["I-F1max"] = f1_max(labels, s)
+    else:
+        out.update({"I-AUROC": None, "I-AP": None, "I-F1max": None})
+    if masks.any():
+        out["P-AUROC"] = auroc(masks, maps)
+        out["P-AP"] = average_precision(masks, maps)
+    else:
+        out.update({"P-AUROC": None, "P-AP": None})
+    if profile == "exact":
+        out["AUPRO"] = aupro_exact(masks, maps)
+        out["P-F1max"] = f1_max(masks, maps) if masks.any() else None
+        out.update(threshold_metrics_exact(masks, maps))
+    else:
+        out["AUPRO"] = aupro_ader(masks, maps)
+        out.update(threshold_metrics_ader(masks, maps))
+    return {name: out[name] for name in NAMES}
