@@ -92,7 +92,7 @@ def plan(workdir: Path, quiet: bool = False) -> Plan:
 def _mtime(p: Path) -> int | None:
     try:
         return p.stat().st_mtime_ns
-    except FileNotFoundError:
+    except OSError:  # missing, or a parent is not a folder: either way not made yet
         return None
 
 
