@@ -95,11 +95,14 @@ def _check_npy_size(shape: tuple[int, int], dtype: np.dtype, offset: int, total:
     return count
 
 
-def _decode_npy(data: bytes) -> np.ndarray:
-    shape, fortran, dtype, offset = _npy_header(io.BytesIO(data))
+def _npy_array(data: bytes, shape: tuple[int, int], fortran: bool, dtype: np.dtype, offset: int) -> np.ndarray:
     count = _check_npy_size(shape, dtype, offset, len(data))
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
     return np.ascontiguousarray(arr, dtype=dtype.newbyteorder("="))
+
+
+def _decode_npy(data: bytes) -> np.ndarray:
+    return _npy_array(data, *_npy_header(io.BytesIO(data)))
 
 
 def _open_image(data: bytes, fmt: str):
@@ -184,13 +187,15 @@ def load_map(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     if st.st_size > MAX_FILE_BYTES:
         raise MapError(f"file of {st.st_size} bytes is larger than any map within the {MAX_SIDE}x{MAX_SIDE} limit")
     with open(path, "rb") as f:
-        if path.suffix == ".npy":
-            # The header first: an absurd or inconsistent shape is refused before the body is read.
-            shape, _, dtype, offset = _npy_header(f)
-            _check_npy_size(shape, dtype, offset, st.st_size)
-            f.seek(0)
+        if path.suffix != ".npy":
+            data = f.read()
+            return decode_map(data, path.suffix), hashlib.sha256(data).hexdigest()
+        # The header first: an absurd or inconsistent shape is refused before the body is read.
+        header = _npy_header(f)
+        _check_npy_size(header[0], header[2], header[3], st.st_size)
+        f.seek(0)
         data = f.read()
-    return decode_map(data, path.suffix), hashlib.sha256(data).hexdigest()
+    return _check_finite(_npy_array(data, *header)), hashlib.sha256(data).hexdigest()
 
 
 def read_map(path: str | os.PathLike) -> np.ndarray:

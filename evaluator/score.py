@@ -134,9 +134,10 @@ def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> t
                 ) from None
             score = None if scores is None else scores[item.img_path]
             st.accs[item.cls_name].add(gt, amap, int(item.anomaly), score=score)
-            lo, hi = float(amap.min()), float(amap.max())
-            r = st.ranges.setdefault(item.cls_name, [lo, hi])
-            r[0], r[1] = min(r[0], lo), max(r[1], hi)
+            if n_panels:
+                lo, hi = float(amap.min()), float(amap.max())
+                r = st.ranges.setdefault(item.cls_name, [lo, hi])
+                r[0], r[1] = min(r[0], lo), max(r[1], hi)
             if item.img_path in panel_paths:
                 st.panel_maps[item.img_path] = np.array(amap, dtype=np.float32)
     return states, digests, problems.lines
