@@ -76,7 +76,9 @@ def _score(args) -> int:
     except SubmissionError as e:
         return _fail(e.lines())
     except ValueError as e:  # arguments the scorer refuses (pool larger than the maps, ...)
-        return _fail([f"{args.submission}: {e}"])
+        return _fail([str(e)])
+    except OSError as e:  # the result or panels cannot be written (permissions, full disk)
+        return _fail([f"{out}: cannot write ({e.strerror or e}); choose another --out"])
     print(format_summary(result, str(out)))
     return 0
 

@@ -239,7 +239,10 @@ def score(
     if problems or checked is None:
         raise SubmissionError(problems)
     if pool is not None and pool > min(checked.benchmark.eval_size):
-        raise ValueError(f"pool {pool} is larger than the evaluation size {checked.benchmark.eval_size}")
+        h, w = checked.benchmark.eval_size
+        raise ValueError(f"pool {pool} is larger than the evaluation size {h}x{w} of {checked.benchmark.root}")
+    if out is not None and Path(out).is_dir():
+        raise ValueError(f"{out}: is a folder; the result is a file (give --out FILE.json)")
     if out is not None and _is_inside(Path(out), checked.root):
         raise SubmissionError([f"{out}: the result file must not lie inside the submission folder {checked.root} "
                                "(it would change the submission); choose another --out"])

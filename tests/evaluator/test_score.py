@@ -256,3 +256,37 @@ def test_table_shows_percent_with_one_decimal():
     assert lines[2].split() == ["0", "98.8", "50.0", "50.0", "n/a", "50.0", "50.0", "50.0", "50.0", "50.0", "50.0", "50.0",
                                 "10", "4"]
     assert lines[-1].split()[:2] == ["mean", "98.8"]
+
+
+def test_maps_are_streamed_one_at_a_time(valid_sub, bench_dir, monkeypatch):
+    import weakref
+
+    import evaluator.maps
+
+    score_module = sys.modules["evaluator.score"]
+    alive, most = set(), [0]
+
+    def tracking_load_map(path):
+        arr, digest = evaluator.maps.load_map(path)
+        key = id(arr)
+        alive.add(key)
+        weakref.finalize(arr, alive.discard, key)
+        most[0] = max(most[0], len(alive))
+        return arr, digest
+
+    monkeypatch.setattr(score_module, "load_map", tracking_load_map)
+    result = evaluator.score(valid_sub, bench_dir)
+    assert result["splits"]["0"]["n_images"] == 12
+    # At most the map being read and the previous one (still bound to its name): not 24.
+    assert most[0] <= 2
+
+
+def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert main(["score", str(valid_sub), "--benchmark", str(bench_dir), "--out", str(tmp_path / "taken"), "--quiet"]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"{tmp_path / 'taken'}: is a folder; the result is a file (give --out FILE.json)"]
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "r.json"
+    assert main(["score", str(valid_sub), "--benchmark", str(bench_dir), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{out}: cannot write")
