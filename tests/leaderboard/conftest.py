@@ -16,6 +16,14 @@ from PIL import Image
 
 from leaderboard.results import METRICS
 
+#: Artefacts written by the tests (the browser screenshot), listed at the end of the run.
+ARTIFACTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for p in ARTIFACTS:
+        terminalreporter.write_line(f"leaderboard screenshot: {p}")
+
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()

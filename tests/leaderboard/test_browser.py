@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .conftest import ARTIFACTS
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "artifacts" / "leaderboard.png"
 
@@ -106,6 +108,7 @@ def test_page_renders_and_sorts_in_chromium(built_board, tmp_path):
     _run(["--window-size=1400,2200", "--hide-scrollbars", f"--screenshot={ARTIFACT}",
           page.as_uri() + "#sort=I-AUROC"], tmp_path / "profile")
     print(f"\nleaderboard screenshot: {ARTIFACT}")
+    ARTIFACTS.append(ARTIFACT)
     img = np.asarray(Image.open(ARTIFACT).convert("L"), dtype=np.float64)
     assert img.shape == (2200, 1400)
     assert img.std() > 10  # not a blank page
