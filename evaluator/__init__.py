@@ -4,9 +4,14 @@
     problems = evaluator.validate("submissions/my-method", "data/coco-ad")   # [] when valid
     result = evaluator.score("submissions/my-method", "data/coco-ad", profile="exact")
 
-``score`` returns the result dict (``schemas/result.schema.json``) and writes
-it only when given ``out=``; both raise nothing for a bad submission except
-``score``'s :class:`SubmissionError` (one line per problem).
+``validate`` returns the problems of a submission folder, one line each.
+``score`` returns the result dict (``schemas/result.schema.json``), writes it
+only when given ``out=``, and raises :class:`SubmissionError` (one line per
+problem) for a bad submission before writing anything.
+
+The package attributes ``score`` and ``validate`` are these functions; the
+modules of the same name are ``sys.modules["evaluator.score"]`` etc., reached
+with ``from evaluator.score import ...``.
 """
 
 __version__ = "0.1.0"
