@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -321,6 +320,7 @@ def build_coco_ad(
     split_ids = parse_split_ids(splits)
     coco_root = Path(coco_root)
     out = coco_root if out is None else Path(out)
+    echo(f"{name}: reading the annotation files of {coco_root}")
     src = load_source(coco_root)
     plans, jobs = plan_splits(src.train, src.val, src.categories, split_ids)
     links = {}

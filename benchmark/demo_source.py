@@ -335,10 +335,27 @@ def _image_ids(part: str, n: int) -> list[int]:
     return (base + np.cumsum(rng.integers(1, 40, size=n))).astype(int).tolist()
 
 
-def write_source(root: Path, progress: Callable[[str], None] | None = None, quiet: bool = True) -> None:
+def _scene_job(args: tuple[str, int, str]) -> Scene:
+    return make_scene(*args)
+
+
+def _scenes(jobs: list[tuple[str, int, str]], workers: int):
+    """Scenes of ``jobs`` in order, made in ``workers`` processes (each is a pure function)."""
+    if workers <= 1:
+        yield from map(_scene_job, jobs)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_scene_job, jobs, chunksize=8)
+
+
+def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
     """Generate the demo's COCO-format source under ``root`` (deterministic bytes)."""
-    from tqdm import tqdm
     import sys
+
+    from tqdm import tqdm
 
     root = Path(root)
     next_ann = 1
@@ -348,12 +365,13 @@ def write_source(root: Path, progress: Callable[[str], None] | None = None, quie
         remove_stale_tmp(folder)
         images, annotations, names = [], [], set()
         ids = _image_ids(part, n)
-        for i in tqdm(range(n), desc=f"demo {part}2017", unit="img", disable=quiet, file=sys.stderr):
-            fname = f"{ids[i]:012d}.jpg"
-            scene = make_scene(part, i, fname)
-            atomic_write_bytes(folder / fname, scene.jpeg)
-            names.add(fname)
-            images.append({"id": ids[i], "file_name": fname, "height": scene.height, "width": scene.width, "license": 1})
+        jobs = [(part, i, f"{ids[i]:012d}.jpg") for i in range(n)]
+        scenes = _scenes(jobs, workers)
+        for i, scene in enumerate(tqdm(scenes, total=n, desc=f"demo {part}2017", unit="img", disable=quiet, file=sys.stderr)):
+            atomic_write_bytes(folder / scene.file_name, scene.jpeg)
+            names.add(scene.file_name)
+            images.append({"id": ids[i], "file_name": scene.file_name, "height": scene.height, "width": scene.width,
+                           "license": 1})
             for a in scene.anns:
                 annotations.append({"id": next_ann, "image_id": ids[i], **a})
                 next_ann += 1
@@ -384,7 +402,9 @@ def build_demo(out: Path, workers: int | None = None, quiet: bool = False, echo:
         raise BuildError(f"{out}/benchmark.json: holds the benchmark {existing.get('name')!r}, not {NAME!r}; choose another --out")
     src = out / SOURCE_DIR
     check_links(out, {image_folder(p): src / image_folder(p) for p in ("train", "val")})
+    from benchmark.writer import default_workers
+
     t0 = time.perf_counter()
-    write_source(src, quiet=quiet)
+    write_source(src, workers=default_workers() if workers is None else max(1, int(workers)), quiet=quiet)
     echo(f"{NAME}: generated the source in {src} ({N_TRAIN} train + {N_VAL} val images, {time.perf_counter() - t0:.1f} s)")
     return build_coco_ad(src, out, None, workers=workers, quiet=quiet, name=NAME, echo=echo)

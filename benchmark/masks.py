@@ -77,9 +77,18 @@ def encode_png(mask_u8: np.ndarray) -> bytes:
 
 
 def write_mask(out_root: Path, relpath: str, mask_u8: np.ndarray) -> str:
-    """Atomically write the mask's PNG to ``out_root / relpath``; return its sha256."""
+    """Atomically write the mask's PNG to ``out_root / relpath``; return its sha256.
+
+    A file that already holds exactly these bytes (a rerun) is left as it is.
+    """
     data = encode_png(mask_u8)
-    atomic_write_bytes(Path(out_root) / relpath, data)
+    path = Path(out_root) / relpath
+    try:
+        same = path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        same = False
+    if not same:
+        atomic_write_bytes(path, data)
     return sha256_bytes(data)
 
 
@@ -88,21 +97,26 @@ def render_coco_job(out_root: str, job: tuple) -> list[tuple[str, str]]:
 
     ``job`` = ``(height, width, annotations, targets)`` with ``annotations`` a
     list of ``(label, segmentation)`` and ``targets`` a list of
-    ``(relpath, anomaly_labels)``. Each annotation is rasterised once and reused
+    ``(relpath, anomaly_labels)``; every target has at least one annotation
+    with a label in its set. Each annotation is converted to RLE once and reused
     across splits. Returns ``[(relpath, sha256)]``; the masks themselves stay
     in the worker.
     """
     height, width, annotations, targets = job
-    decoded: dict[int, np.ndarray] = {}
+    rles: dict[int, dict] = {}
     out = []
     for relpath, labels in targets:
-        m = np.zeros((height, width), dtype=bool)
+        parts = []
         for i, (label, segm) in enumerate(annotations):
             if label in labels:
-                if i not in decoded:
-                    decoded[i] = mask_utils.decode(segmentation_to_rle(segm, height, width)).astype(bool)
-                m |= decoded[i]
-        out.append((relpath, write_mask(Path(out_root), relpath, m.astype(np.uint8) * 255)))
+                if i not in rles:
+                    rles[i] = segmentation_to_rle(segm, height, width)
+                parts.append(rles[i])
+        # Union in RLE space (pycocotools merge), one decode per mask.
+        rle = parts[0] if len(parts) == 1 else mask_utils.merge(parts, intersect=False)
+        m = mask_utils.decode(rle)
+        m *= 255
+        out.append((relpath, write_mask(Path(out_root), relpath, m)))
     return out
 
 

@@ -8,7 +8,6 @@ builder's functions.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
