@@ -91,8 +91,8 @@ def _table(rows: list[Row], table_id: str, kind: str) -> str:
                     f'<code>{esc(row.benchmark_sha256[:12])}</code></span></td>']
         tds += [_num_td(row.values[c], m.get((i, c))) for c in COLUMNS]
         body.append(f'<tr class="{kind}" data-key="{esc(row.key)}" data-i="{i}">{"".join(tds)}</tr>')
-    return (f'<table class="lb sortable {kind}" id="{esc(table_id)}">\n<thead><tr>{"".join(head)}</tr></thead>\n'
-            f'<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table>")
+    return (f'<div class="tw"><table class="lb sortable {kind}" id="{esc(table_id)}">\n'
+            f'<thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table></div>")
 
 
 def _figure(stem: str, caption: str) -> str:
@@ -152,11 +152,12 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:1.5em auto;
 max-width:1500px;padding:0 1em;color:#1b1b1b}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table.lb{border-collapse:collapse;margin:.6em 0 1.2em;font-variant-numeric:tabular-nums;font-size:13px}
-table.lb th,table.lb td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:right;vertical-align:top;
+div.tw{overflow-x:auto;margin:.6em 0 1.2em}
+table.lb{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}
+table.lb th,table.lb td{border-bottom:1px solid #ddd;padding:.25em .4em;text-align:right;vertical-align:top;
 white-space:nowrap}
-table.lb th:first-child,table.lb td:first-child{text-align:left;min-width:14em}
-table.lb th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap;position:sticky;top:0}
+table.lb th:first-child,table.lb td:first-child{text-align:left}
+table.lb th{background:#f3f3f3;cursor:pointer;user-select:none}
 table.lb th[aria-sort=descending]::after{content:" \\25BC"}table.lb th[aria-sort=ascending]::after{content:" \\25B2"}
 table.reported{background:#fafafa;color:#444}table.reported th{background:#ececec}
 td.best{font-weight:bold}td.second{text-decoration:underline}
