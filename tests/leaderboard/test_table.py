@@ -11,6 +11,8 @@ from leaderboard.reported import PAPER_CSV, ReportedError, load_reported
 from leaderboard.results import METRICS, load_results, sort_split_ids
 from leaderboard.table import AVERAGES, COLUMNS, Row, build_sections, marks, percent, with_averages
 
+from .conftest import make_result
+
 SHARED_CSV = Path("/work/shared/reported/invad-paper.csv")
 
 
@@ -107,3 +109,20 @@ def test_sections_scored_first_then_reported_only(results_dir):
 
 def test_split_id_order():
     assert sort_split_ids(["10", "2", "0", "b", "a"]) == ["0", "2", "10", "a", "b"]
+
+
+def test_different_benchmark_builds_are_flagged(tmp_path):
+    import json
+
+    from leaderboard import markdown
+
+    d = tmp_path / "results"
+    make_result(d, "a.exact", splits=("0",))
+    p = make_result(d, "b.exact", splits=("0",))
+    obj = json.loads(p.read_text())
+    obj["benchmark"]["sha256"] = "f" * 64
+    p.write_text(json.dumps(obj))
+    md = markdown.render(build_sections(load_results(d), []))
+    assert "different builds of the benchmark" in md
+    assert "(sha256 `ffffffffffff`)" in md
+    assert "per split" not in md  # one split: the mean table says it all
