@@ -298,8 +298,8 @@ def parse_split_ids(splits: list[str] | None) -> list[str]:
     if not splits:
         return [str(k) for k in range(N_SPLITS)]
     out = []
-    for s in splits:
-        s = str(s).strip()
+    for s in (part for arg in splits for part in str(arg).split(",") if part.strip()):
+        s = s.strip()
         if s not in {str(k) for k in range(N_SPLITS)}:
             raise BuildError(f"unknown split id {s!r}; COCO-AD has splits {', '.join(str(k) for k in range(N_SPLITS))}")
         if s not in out:

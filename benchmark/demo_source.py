@@ -358,6 +358,8 @@ def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
     from tqdm import tqdm
 
     root = Path(root)
+    if (root / "annotations").is_dir():
+        remove_stale_tmp(root / "annotations")
     next_ann = 1
     for part, n in (("train", N_TRAIN), ("val", N_VAL)):
         folder = root / f"{part}2017"

@@ -164,8 +164,8 @@ def write_benchmark(out: Path, plan: BuildPlan, workers: int | None = None, quie
 
     # --- write
     out.mkdir(parents=True, exist_ok=True)
-    for p in out.glob(".*.tmp"):
-        if p.is_file() and not p.is_symlink():
+    for p in out.glob(".*.tmp"):  # leftovers of an interrupted write or link (never folders)
+        if p.is_symlink() or p.is_file():
             p.unlink()
     for s in plan.splits:
         if (out / s.mask_dir).is_dir():

@@ -263,3 +263,9 @@ def test_pool_and_inline_rendering_agree(coco_source, tmp_path):
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(a), "--workers", "1", "--quiet"]) == 0
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(b), "--workers", "3", "--quiet"]) == 0
     assert tree_bytes(a) == tree_bytes(b)
+
+
+def test_split_ids_may_be_given_with_commas(coco_source, tmp_path):
+    out = tmp_path / "c"
+    assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--splits", "3,1", "--quiet"]) == 0
+    assert open_benchmark(out).split_ids == ["1", "3"]
