@@ -29,7 +29,6 @@ import numpy as np
 from evaluator.metrics.aupro import aupro_from_counts
 from evaluator.metrics.kernels import KeyCounts, PixelCounter
 from evaluator.metrics.params import METRIC_NAMES, PROFILES
-from evaluator.metrics.pooling import pooled_max_unchecked
 from evaluator.metrics.ranking import (
     average_precision_from_counts,
     f1_max_from_counts,
@@ -146,9 +145,9 @@ class ClassAccumulator:
                 raise ValueError(f"pool must be a positive integer or None, got {pool!r}")
             pool = int(pool)
         self.pool = pool
-        self._pixels = PixelCounter()
+        self._pixels = PixelCounter(pool)
         self._labels: list[int] = []
-        self._scores = {"exact": [], "ader": []}
+        self._given: list[float] = []  # submitted scores; NaN where none was given
         self._results: dict[str, dict] = {}
 
     @property
@@ -181,21 +180,20 @@ class ClassAccumulator:
                 raise ValueError(f"score must be finite, got {score!r}")
         if score is None and self.pool is not None and self.pool > min(amap.shape):
             raise ValueError(f"pool size {self.pool} does not fit a map of shape {amap.shape}")
-        vmax = self._pixels.add(gt, amap)  # raises, counting nothing, on inf/NaN
-        if score is None:
-            exact = vmax
-            ader = vmax if self.pool is None else pooled_max_unchecked(amap, self.pool)
-        else:
-            exact = ader = score
+        # Raises, staging nothing, on inf/NaN.
+        self._pixels.add(gt, amap, pooled=score is None and self.pool is not None)
         self._labels.append(int(label))
-        self._scores["exact"].append(exact)
-        self._scores["ader"].append(ader)
+        self._given.append(math.nan if score is None else score)
         self._results.clear()
 
     def image_scores(self, profile: str = "exact") -> np.ndarray:
         """The image scores of a profile, in the order added (float64)."""
         _check_profile(profile)
-        return np.asarray(self._scores[profile], np.float64)
+        given = np.asarray(self._given, np.float64)
+        own = self._pixels.image_max
+        if profile == "ader" and self.pool is not None:
+            own = self._pixels.image_pooled
+        return np.where(np.isnan(given), own, given)
 
     def result(self, profile: str = "exact") -> dict[str, float | None]:
         """All 11 metrics of ``METRIC_NAMES`` as floats in [0, 1]; ``None`` where undefined."""

@@ -30,9 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from evaluator.metrics.regions import _label8
+from evaluator.metrics.pooling import _integral, _integral_f16, _window_max, F16_BY_BITS
+from evaluator.metrics.regions import _label8_into, parent_size
 
 # ---------------------------------------------------------------- key maps
 
@@ -60,75 +61,134 @@ def f32_key_values(keys: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------- per-image kernels
 
+#: Images are spread over this many lanes (image i -> lane i % LANES); each
+#: lane has its own float16 table and is filled by one thread in image order,
+#: so the float sums of PRO weight do not depend on the thread count.
+LANES = 8
+#: Images staged before a parallel flush.
+BATCH = 32
+
 
 @njit(cache=True, nogil=True)
-def _hist_f16(bits, gt, labels, inv_area, pos, neg, weight):
-    """Count one float16 image into the dense table.
+def _stage(src_bits, src_gt, dst_bits, dst_gt, exp_mask):
+    """Copy one image into the batch; returns (non-finite pixels, anomalous pixels).
 
-    ``labels``/``inv_area`` may be empty when ``gt`` has no anomalous pixel.
-    Returns (largest key seen, number of non-finite pixels).
+    ``exp_mask`` is the exponent field (0x7C00 for float16, 0x7F800000 for
+    float32): all ones means inf or NaN.
     """
-    # A rejected map must change nothing, so look for inf/NaN (exponent all
-    # ones) before counting anything.
     bad = 0
+    npos = 0
+    for i in range(src_bits.size):
+        b = src_bits[i]
+        dst_bits[i] = b
+        bad += (b & exp_mask) == exp_mask
+        g = src_gt[i]
+        dst_gt[i] = g
+        npos += g
+    return bad, npos
+
+
+@njit(cache=True, nogil=True)
+def _key16(b):
+    # Fold -0 onto +0, then flip the sign bit of positives and every bit of
+    # negatives: unsigned order of keys = numeric order of values. Branch-free,
+    # as map values near 0 have unpredictable signs.
+    b = b & ~(np.int64(b == 0x8000) << 15)
+    return b ^ (((b >> 15) * 0x7FFF) | 0x8000)
+
+
+@njit(cache=True, nogil=True)
+def _key32(b):
+    b = b & ~(np.int64(b == 0x80000000) << 31)
+    return b ^ (((b >> 31) * 0x7FFFFFFF) | 0x80000000)
+
+
+@njit(cache=True, nogil=True)
+def _count_f16(bits, gt, npos, gt2d, labels, parent, pos, neg, weight):
+    """Count one float16 image into a dense table; returns (largest key, regions)."""
+    kmax = np.int64(-1)
+    if npos == 0:
+        for i in range(bits.size):
+            k = _key16(np.int64(bits[i]))
+            kmax = max(kmax, k)
+            neg[k] += 1
+        return kmax, 0
+    areas = _label8_into(gt2d, labels, parent)
+    inv_area = 1.0 / np.maximum(areas, 1).astype(np.float64)
+    flat = labels.reshape(-1)
     for i in range(bits.size):
-        if (bits[i] & 0x7C00) == 0x7C00:
-            bad += 1
-    if bad:
-        return -1, bad
-    kmax = -1
-    has_pos = labels.size > 0
-    for i in range(bits.size):
-        b = np.int64(bits[i])
-        if b == 0x8000:
-            b = 0
-        if b & 0x8000:
-            k = b ^ 0xFFFF
-        else:
-            k = b | 0x8000
-        if k > kmax:
-            kmax = k
-        if has_pos and gt[i]:
+        k = _key16(np.int64(bits[i]))
+        kmax = max(kmax, k)
+        if gt[i]:
             pos[k] += 1
-            weight[k] += inv_area[labels[i]]
+            weight[k] += inv_area[flat[i]]
         else:
             neg[k] += 1
-    return kmax, bad
+    return kmax, areas.size - 1
 
 
 @njit(cache=True, nogil=True)
-def _keys_f32(bits, gt, labels, areas, negbuf, nneg, posbuf, npos):
-    """Append one float32 image's sortable keys to the pixel buffers.
+def _keys_f32(bits, gt, npos, gt2d, labels, parent, negbuf, noff, posbuf, poff):
+    """Write one float32 image's sortable keys into its ranges of the pixel buffers.
 
-    Normal pixels append their 32-bit key to ``negbuf``; anomalous pixels
-    append ``key << 32 | region area`` to ``posbuf``. Returns the new fill
-    levels, the largest key seen and the number of non-finite pixels.
+    Normal pixels: the 32-bit key, at ``negbuf[noff:]``; anomalous pixels:
+    ``key << 32 | region area``, at ``posbuf[poff:]``. Returns (largest key, regions).
     """
-    bad = 0
+    kmax = np.int64(-1)
+    if npos == 0:
+        for i in range(bits.size):
+            k = _key32(np.int64(bits[i]))
+            kmax = max(kmax, k)
+            negbuf[noff + i] = np.uint32(k)
+        return kmax, 0
+    areas = _label8_into(gt2d, labels, parent)
+    flat = labels.reshape(-1)
     for i in range(bits.size):
-        if (bits[i] & 0x7F800000) == 0x7F800000:
-            bad += 1
-    if bad:
-        return nneg, npos, -1, bad
-    kmax = -1
-    has_pos = labels.size > 0
-    for i in range(bits.size):
-        b = np.int64(bits[i])
-        if b == 0x80000000:
-            b = 0
-        if b & 0x80000000:
-            k = b ^ 0xFFFFFFFF
+        k = _key32(np.int64(bits[i]))
+        kmax = max(kmax, k)
+        if gt[i]:
+            posbuf[poff] = (np.uint64(k) << np.uint64(32)) | np.uint64(areas[flat[i]])
+            poff += 1
         else:
-            k = b | 0x80000000
-        if k > kmax:
-            kmax = k
-        if has_pos and gt[i]:
-            posbuf[npos] = (np.uint64(k) << np.uint64(32)) | np.uint64(areas[labels[i]])
-            npos += 1
-        else:
-            negbuf[nneg] = np.uint32(k)
-            nneg += 1
-    return nneg, npos, kmax, bad
+            negbuf[noff] = np.uint32(k)
+            noff += 1
+    return kmax, areas.size - 1
+
+
+@njit(parallel=True, cache=True)
+def _flush_f16(bits, gts, gts2d, bits2d, npos, nb, first, pos, neg, weight,
+               labels, parent, integ, col, table, pool, need_pool, out_kmax, out_pooled, out_regions):
+    """Count ``nb`` staged float16 images, lane by lane in parallel."""
+    lanes = pos.shape[0]
+    for lane in prange(lanes):
+        for j in range(nb):
+            if (first + j) % lanes != lane:
+                continue
+            kmax, nreg = _count_f16(bits[j], gts[j], npos[j], gts2d[j], labels[lane],
+                                    parent[lane], pos[lane], neg[lane], weight[lane])
+            out_kmax[j] = kmax
+            out_regions[j] = nreg
+            if need_pool[j]:
+                _integral_f16(bits2d[j], table, integ[lane], col[lane])
+                out_pooled[j] = _window_max(integ[lane], pool)
+
+
+@njit(parallel=True, cache=True)
+def _flush_f32(bits, gts, gts2d, values2d, npos, nb, negbuf, noffs, posbuf, poffs,
+               labels, parent, integ, col, pool, need_pool, out_kmax, out_pooled, out_regions):
+    """Key ``nb`` staged float32 images into disjoint buffer ranges, in parallel."""
+    lanes = labels.shape[0]
+    for lane in prange(lanes):
+        for j in range(nb):
+            if j % lanes != lane:
+                continue
+            kmax, nreg = _keys_f32(bits[j], gts[j], npos[j], gts2d[j], labels[lane], parent[lane],
+                                   negbuf, noffs[j], posbuf, poffs[j])
+            out_kmax[j] = kmax
+            out_regions[j] = nreg
+            if need_pool[j]:
+                _integral(values2d[j], integ[lane], col[lane])
+                out_pooled[j] = _window_max(integ[lane], pool)
 
 
 # ------------------------------------------------------ table reductions
@@ -277,85 +337,146 @@ class KeyCounts:
 class PixelCounter:
     """Streams (ground truth, map) pairs of one class into a :class:`KeyCounts`.
 
-    ``add`` labels the 8-connected regions of the mask, counts the map and
-    returns the image's maximum value. ``counts()`` returns the table (cached
-    until the next ``add``). Memory: see the module docstring.
+    ``add`` checks and stages an image; every ``BATCH`` images (and whenever
+    the table or per-image values are asked for) the staged images are
+    labelled and counted in parallel. Per image it records the map's maximum
+    and, when asked, the maximum of its ``pool``×``pool`` average pooling
+    (:mod:`evaluator.metrics.pooling`). Memory: see the module docstring, plus
+    fixed scratch of ~60 bytes per pixel of one image (staging and lanes).
     """
 
-    def __init__(self):
-        self._f16_pos = np.zeros(65536, np.int64)
-        self._f16_neg = np.zeros(65536, np.int64)
-        self._f16_w = np.zeros(65536, np.float64)
-        self._f16_any = False
+    def __init__(self, pool: int | None = None):
+        self.pool = pool
+        self.n_regions = 0
+        self.n_pixels = 0
+        self._n_added = 0
+        self._n_flushed = 0
+        self._f16 = None  # lane tables (pos, neg, weight), allocated on first use
         self._negbuf = np.zeros(0, np.uint32)
         self._posbuf = np.zeros(0, np.uint64)
         self._nneg = 0
         self._npos = 0
-        self.n_regions = 0
-        self.n_pixels = 0
+        self._stage = None  # (dtype, shape, bits, gts, npos, need_pool)
+        self._nb = 0
+        self._scratch = None  # (shape, labels, parent, integ, col)
+        self._image_max: list[float] = []
+        self._image_pooled: list[float] = []
         self._cache: KeyCounts | None = None
 
-    def add(self, gt: np.ndarray, amap: np.ndarray) -> float:
-        """Count one image: ``gt`` bool (H, W), ``amap`` float16/float32 (H, W), C order.
+    # ---------------------------------------------------------------- input
+    def add(self, gt: np.ndarray, amap: np.ndarray, pooled: bool = False) -> None:
+        """Stage one image: ``gt`` bool (H, W), ``amap`` float16/float32 (H, W), both C order.
 
-        Returns the maximum of ``amap`` as a float. Raises ValueError (counting
-        nothing) if ``amap`` has a non-finite value.
+        ``pooled``: also compute the image's pooled maximum (needs ``pool``).
+        Raises ValueError, staging nothing, if ``amap`` has a non-finite value.
         """
-        if gt.any():
-            labels, areas = _label8(gt)
-            labels = labels.ravel()
-            n_regions = areas.size - 1
-        else:
-            labels = np.zeros(0, np.int32)
-            areas = np.zeros(1, np.int64)
-            n_regions = 0
-        flat_gt = gt.ravel()
-        if amap.dtype == np.float16:
-            kmax = self._add_f16(amap.ravel().view(np.uint16), flat_gt, labels, areas)
-            vmax = F16_VALUES[kmax]
-        else:
-            kmax = self._add_f32(amap.ravel().view(np.uint32), flat_gt, labels, areas)
-            vmax = float(f32_key_values(np.array([kmax]))[0])
-        self.n_regions += n_regions
+        key = (amap.dtype, amap.shape)
+        if self._stage is None or self._stage[0] != key:
+            self.flush()
+            h, w = amap.shape
+            bits_dtype = np.uint16 if amap.dtype == np.float16 else np.uint32
+            self._stage = (key, np.empty((BATCH, h * w), bits_dtype), np.empty((BATCH, h * w), np.bool_),
+                           np.zeros(BATCH, np.int64), np.zeros(BATCH, np.bool_))
+        _, bits, gts, npos, need_pool = self._stage
+        j = self._nb
+        src = amap.reshape(-1).view(bits.dtype)
+        exp_mask = 0x7C00 if bits.dtype == np.uint16 else 0x7F800000
+        bad, n_anomalous = _stage(src, gt.reshape(-1), bits[j], gts[j], bits.dtype.type(exp_mask))
+        if bad:
+            raise ValueError(f"the map has {bad} non-finite value(s) (NaN or inf)")
+        npos[j] = n_anomalous
+        need_pool[j] = bool(pooled and self.pool)
+        self._nb += 1
+        self._n_added += 1
         self.n_pixels += amap.size
         self._cache = None
-        return float(vmax)
+        if self._nb == BATCH:
+            self.flush()
 
-    def _add_f16(self, bits, gt, labels, areas):
-        inv_area = 1.0 / np.maximum(areas, 1).astype(np.float64)
-        kmax, bad = _hist_f16(bits, gt, labels, inv_area, self._f16_pos, self._f16_neg, self._f16_w)
-        if bad:
-            raise ValueError(f"the map has {bad} non-finite value(s) (NaN or inf)")
-        self._f16_any = True
-        return kmax
+    def flush(self) -> None:
+        """Count the staged images."""
+        if not self._nb:
+            return
+        (dtype, shape), bits, gts, npos, need_pool = self._stage
+        nb = self._nb
+        h, w = shape
+        labels, parent, integ, col = self._scratch_for(shape)
+        out_kmax = np.zeros(nb, np.int64)
+        out_pooled = np.full(nb, np.nan)
+        out_regions = np.zeros(nb, np.int64)
+        pool = int(self.pool or 1)
+        gts2d = gts.reshape(BATCH, h, w)
+        if dtype == np.float16:
+            if self._f16 is None:
+                self._f16 = (np.zeros((LANES, 65536), np.int64), np.zeros((LANES, 65536), np.int64),
+                             np.zeros((LANES, 65536), np.float64))
+            pos, neg, weight = self._f16
+            _flush_f16(bits, gts, gts2d, bits.reshape(BATCH, h, w), npos, nb, self._n_flushed,
+                       pos, neg, weight, labels, parent, integ, col, F16_BY_BITS, pool, need_pool,
+                       out_kmax, out_pooled, out_regions)
+            self._image_max.extend(F16_VALUES[out_kmax].tolist())
+        else:
+            n_anom = npos[:nb]
+            n_norm = h * w - n_anom
+            noffs = self._nneg + np.concatenate(([0], np.cumsum(n_norm)[:-1]))
+            poffs = self._npos + np.concatenate(([0], np.cumsum(n_anom)[:-1]))
+            self._negbuf = _reserve(self._negbuf, self._nneg + int(n_norm.sum()))
+            self._posbuf = _reserve(self._posbuf, self._npos + int(n_anom.sum()))
+            _flush_f32(bits, gts, gts2d, bits.view(np.float32).reshape(BATCH, h, w), npos, nb,
+                       self._negbuf, noffs, self._posbuf, poffs, labels, parent, integ, col,
+                       pool, need_pool, out_kmax, out_pooled, out_regions)
+            self._nneg += int(n_norm.sum())
+            self._npos += int(n_anom.sum())
+            self._image_max.extend(f32_key_values(out_kmax).tolist())
+        self._image_pooled.extend(out_pooled.tolist())
+        self.n_regions += int(out_regions.sum())
+        self._n_flushed += nb
+        self._nb = 0
 
-    def _add_f32(self, bits, gt, labels, areas):
-        n_anomalous = int(areas.sum())
-        self._negbuf = _reserve(self._negbuf, self._nneg + bits.size - n_anomalous)
-        self._posbuf = _reserve(self._posbuf, self._npos + n_anomalous)
-        nneg, npos, kmax, bad = _keys_f32(bits, gt, labels, areas,
-                                          self._negbuf, self._nneg, self._posbuf, self._npos)
-        if bad:
-            raise ValueError(f"the map has {bad} non-finite value(s) (NaN or inf)")
-        self._nneg, self._npos = nneg, npos
-        return kmax
+    def _scratch_for(self, shape):
+        if self._scratch is None or self._scratch[0] != shape:
+            h, w = shape
+            self._scratch = (shape, np.empty((LANES, h, w), np.int32),
+                             np.empty((LANES, parent_size(h, w)), np.int32),
+                             np.empty((LANES, h + 1, w + 1), np.float64),
+                             np.empty((LANES, 5, w), np.float64))
+        return self._scratch[1:]
+
+    # --------------------------------------------------------------- output
+    @property
+    def image_max(self) -> np.ndarray:
+        """Maximum of each map, in the order added (float64)."""
+        self.flush()
+        return np.asarray(self._image_max, np.float64)
+
+    @property
+    def image_pooled(self) -> np.ndarray:
+        """Pooled maximum of each map added with ``pooled=True`` (NaN for the others)."""
+        self.flush()
+        return np.asarray(self._image_pooled, np.float64)
 
     def counts(self) -> KeyCounts:
         """The class's :class:`KeyCounts` so far."""
+        self.flush()
         if self._cache is not None:
             return self._cache
         table = KeyCounts.empty()
-        if self._f16_any:
-            idx = np.flatnonzero((self._f16_pos != 0) | (self._f16_neg != 0))
-            table = KeyCounts(F16_VALUES[idx], self._f16_pos[idx].copy(),
-                              self._f16_neg[idx].copy(), self._f16_w[idx].copy(), 0)
+        if self._f16 is not None:
+            lanes_pos, lanes_neg, lanes_w = self._f16
+            pos = lanes_pos.sum(axis=0)
+            neg = lanes_neg.sum(axis=0)
+            weight = lanes_w[0].copy()
+            for lane in range(1, LANES):  # a fixed order of float sums
+                weight += lanes_w[lane]
+            idx = np.flatnonzero((pos != 0) | (neg != 0))
+            table = KeyCounts(F16_VALUES[idx], pos[idx], neg[idx], weight[idx], 0)
         if self._nneg or self._npos:
-            neg = self._negbuf[: self._nneg]
-            pos = self._posbuf[: self._npos]
-            neg.sort()  # in place: the buffers hold a multiset, order is free
-            pos.sort()
-            kn, cn = _runs_neg(neg)
-            kp, cp, wp = _runs_pos(pos)
+            negs = self._negbuf[: self._nneg]
+            poss = self._posbuf[: self._npos]
+            negs.sort()  # in place: the buffers hold a multiset, order is free
+            poss.sort()
+            kn, cn = _runs_neg(negs)
+            kp, cp, wp = _runs_pos(poss)
             keys, p, n, w = _merge_sorted(kp, cp, np.zeros(kp.size, np.int64), wp,
                                           kn, np.zeros(kn.size, np.int64), cn,
                                           np.zeros(kn.size, np.float64))

@@ -24,63 +24,92 @@ def _find(parent, x):
 
 
 @njit(cache=True, nogil=True)
-def _label8(mask):
+def _union(parent, a, b):
+    """Join the trees of labels a and b; the smaller root becomes the root. Returns it."""
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra < rb:
+        parent[rb] = ra
+        return ra
+    parent[ra] = rb
+    return rb
+
+
+@njit(cache=True, nogil=True)
+def _label8_into(mask, labels, parent):
+    """Label ``mask`` into ``labels`` (int32, same shape, overwritten).
+
+    ``parent`` is int32 scratch of at least (H + 1) (W + 1) / 4 + 2 entries:
+    a pixel opens a provisional label only if no earlier neighbour is set, so
+    no two such pixels are 8-adjacent and each 2×2 block holds at most one.
+    Returns the areas, int64 (n + 1,).
+    """
     h, w = mask.shape
-    labels = np.zeros((h, w), np.int32)
-    parent = np.empty(h * w // 2 + 2, np.int32)  # provisional labels; see growth below
     parent[0] = 0
     nprov = 0
     for y in range(h):
         for x in range(w):
             if not mask[y, x]:
+                labels[y, x] = 0
                 continue
-            # Neighbours already visited in raster order: W, NW, N, NE.
-            best = 0
-            for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
-                yy = y + dy
-                xx = x + dx
-                if yy < 0 or xx < 0 or xx >= w:
-                    continue
-                lab = labels[yy, xx]
-                if lab == 0:
-                    continue
-                r = _find(parent, lab)
-                if best == 0:
-                    best = r
-                elif r != best:
-                    # Union by smaller root, so a root is its tree's first label.
-                    if r < best:
-                        parent[best] = r
-                        best = r
-                    else:
-                        parent[r] = best
-            if best == 0:
+            # Earlier neighbours: W, NW, N, NE. N touches the other three, so
+            # if it is set they already share its tree; without N, W touches
+            # NW, and only NE may still be a separate tree.
+            n_ = y > 0 and mask[y - 1, x]
+            if n_:
+                labels[y, x] = labels[y - 1, x]
+                continue
+            ne = y > 0 and x + 1 < w and mask[y - 1, x + 1]
+            if x > 0 and mask[y, x - 1]:
+                lab = labels[y, x - 1]
+            elif y > 0 and x > 0 and mask[y - 1, x - 1]:
+                lab = labels[y - 1, x - 1]
+            elif ne:
+                labels[y, x] = labels[y - 1, x + 1]
+                continue
+            else:
                 nprov += 1
-                if nprov >= parent.size:
-                    grown = np.empty(parent.size * 2, np.int32)
-                    grown[: parent.size] = parent
-                    parent = grown
                 parent[nprov] = nprov
-                best = nprov
-            labels[y, x] = best
-    # Second pass: final labels in raster order of first appearance.
+                labels[y, x] = nprov
+                continue
+            if ne:
+                _union(parent, lab, labels[y - 1, x + 1])
+            labels[y, x] = lab
+    # Final labels: a tree's root is its smallest provisional label, which its
+    # first pixel in raster order opened, so numbering roots in label order is
+    # numbering regions in raster order (SciPy's numbering). parent[i] < i for
+    # non-roots, so one increasing sweep resolves every label.
     final = np.zeros(nprov + 1, np.int32)
     n = 0
-    for y in range(h):
-        for x in range(w):
-            lab = labels[y, x]
-            if lab == 0:
-                continue
-            r = _find(parent, lab)
-            if final[r] == 0:
-                n += 1
-                final[r] = n
-            labels[y, x] = final[r]
+    for i in range(1, nprov + 1):
+        if parent[i] == i:
+            n += 1
+            final[i] = n
+        else:
+            final[i] = final[parent[i]]
     areas = np.zeros(n + 1, np.int64)
     for y in range(h):
         for x in range(w):
-            areas[labels[y, x]] += 1
-    areas[0] = 0
+            # Background is skipped: counting it in areas[0] would chain every
+            # pixel through one memory cell.
+            if labels[y, x]:
+                lab = final[labels[y, x]]
+                labels[y, x] = lab
+                areas[lab] += 1
+    return areas
+
+
+@njit(cache=True, nogil=True)
+def parent_size(h, w):
+    return (h + 1) * (w + 1) // 4 + 2
+
+
+@njit(cache=True, nogil=True)
+def _label8(mask):
+    h, w = mask.shape
+    labels = np.empty((h, w), np.int32)
+    parent = np.empty(parent_size(h, w), np.int32)
+    areas = _label8_into(mask, labels, parent)
     return labels, areas
 
 
