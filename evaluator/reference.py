@@ -5,7 +5,8 @@ they serve as the independent check of :mod:`evaluator.metrics` in the tests
 and as the baseline of ``python -m evaluator bench``:
 
 - ranking metrics: one global stable sort of the scores, cumulative TP / FP
-  at the last sample of each run of equal scores (as scikit-learn);
+  at the last sample of each run of equal scores (as scikit-learn); all pixel
+  curve metrics of a class share that one sort;
 - AUPRO ``exact``: regions by ``scipy.ndimage.label`` with a 3×3 structure,
   one global sort of all pixels, running totals of normal pixels and of
   1 / region area, linear interpolation at FPR 0.3, divided by 0.3 (MVTec AD);
@@ -61,11 +62,16 @@ def pro_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
 # -------------------------------------------------------- sort-based curves
 
 
-def curve(y_true, y_score, weight=None):
-    """Distinct thresholds (descending) with cumulative TP, FP and weight of ``score >= t``."""
+def curve(y_true, y_score, weight=None, order=None):
+    """Distinct thresholds (descending) with cumulative TP, FP and weight of ``score >= t``.
+
+    ``order``: a precomputed stable descending argsort of ``y_score`` (reused
+    across metrics of the same pixels).
+    """
     y_true = np.asarray(y_true).ravel().astype(bool)
     y_score = np.asarray(y_score, np.float64).ravel()
-    order = np.argsort(-y_score, kind="stable")
+    if order is None:
+        order = descending_order(y_score)
     s = y_score[order]
     y = y_true[order]
     last = np.flatnonzero(np.concatenate((s[1:] != s[:-1], [True])))
@@ -77,8 +83,12 @@ def curve(y_true, y_score, weight=None):
     return s[last], tp, fp, w
 
 
-def auroc(y_true, y_score) -> float | None:
-    _, tp, fp, _ = curve(y_true, y_score)
+def descending_order(y_score) -> np.ndarray:
+    """Stable argsort of the scores, largest first."""
+    return np.argsort(-np.asarray(y_score, np.float64).ravel(), kind="stable")
+
+
+def _auroc(tp, fp):
     if tp[-1] == 0 or fp[-1] == 0:
         return None
     tpr = np.concatenate(([0.0], tp / tp[-1]))
@@ -86,8 +96,7 @@ def auroc(y_true, y_score) -> float | None:
     return float(np.trapezoid(tpr, fpr))
 
 
-def average_precision(y_true, y_score) -> float | None:
-    _, tp, fp, _ = curve(y_true, y_score)
+def _average_precision(tp, fp):
     if tp[-1] == 0:
         return None
     precision = tp / (tp + fp)
@@ -95,28 +104,19 @@ def average_precision(y_true, y_score) -> float | None:
     return float(np.sum((recall[1:] - recall[:-1]) * precision))
 
 
-def f1_max(y_true, y_score) -> float | None:
-    _, tp, fp, _ = curve(y_true, y_score)
+def _f1_max(tp, fp):
     if tp[-1] == 0:
         return None
     precision = tp / (tp + fp)
     recall = tp / tp[-1]
     with np.errstate(invalid="ignore"):
         f1 = 2 * precision * recall / (precision + recall)
-    return float(np.nanmax(f1)) if np.any(tp > 0) else 0.0
+    return float(np.nanmax(f1))
 
 
-# --------------------------------------------------------------------- AUPRO
-
-
-def aupro_exact(masks, maps) -> float | None:
-    """MVTec AD AUPRO: PRO over FPR up to 0.3, interpolated at 0.3, divided by 0.3."""
-    masks = np.asarray(masks, bool)
-    weights, n_regions = pro_weights(masks)
-    n_neg = int((~masks).sum())
+def _aupro_from_curve(fp, w, n_neg, n_regions):
     if n_regions == 0 or n_neg == 0:
         return None
-    _, _, fp, w = curve(masks, maps, weights)
     fpr = np.concatenate(([0.0], fp / n_neg))
     pro = np.concatenate(([0.0], w / n_regions))
     inside = fpr <= FPR_LIMIT
@@ -126,6 +126,34 @@ def aupro_exact(masks, maps) -> float | None:
         y_lim = pro[i - 1] + (pro[i] - pro[i - 1]) * (FPR_LIMIT - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
         area += 0.5 * (y_lim + pro[i - 1]) * (FPR_LIMIT - fpr[i - 1])
     return float(area / FPR_LIMIT)
+
+
+def auroc(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    return _auroc(tp, fp)
+
+
+def average_precision(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    return _average_precision(tp, fp)
+
+
+def f1_max(y_true, y_score) -> float | None:
+    _, tp, fp, _ = curve(y_true, y_score)
+    return _f1_max(tp, fp)
+
+
+# --------------------------------------------------------------------- AUPRO
+
+
+def aupro_exact(masks, maps) -> float | None:
+    """MVTec AD AUPRO: PRO over FPR up to 0.3, interpolated at 0.3, divided by 0.3."""
+    masks = np.asarray(masks, bool)
+    weights, n_regions = pro_weights(masks)
+    if n_regions == 0:
+        return None
+    _, _, fp, w = curve(masks, maps, weights)
+    return _aupro_from_curve(fp, w, int((~masks).sum()), n_regions)
 
 
 def aupro_ader(masks, maps) -> float | None:
@@ -193,7 +221,8 @@ def _ader_rates(tp, fp, fn):
     return f1, r, tp / (tp + fp + fn + ADER_EPS)
 
 
-def threshold_metrics_exact(masks, maps) -> dict[str, float | None]:
+def threshold_metrics_exact(masks, maps, order=None) -> dict[str, float | None]:
+    """``order``: optional descending argsort of the maps (the normalised maps sort alike)."""
     masks = np.asarray(masks, bool)
     norm = normalise(maps)
     keys = ("mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
@@ -201,7 +230,7 @@ def threshold_metrics_exact(masks, maps) -> dict[str, float | None]:
         return dict.fromkeys(keys)
     rates = np.array([_exact_rates(*_pooled(masks, norm > t)) for t in EXACT_MID])
     # Every cut between distinct normalised values: sets norm >= u.
-    _, tp, fp, _ = curve(masks, norm)
+    _, tp, fp, _ = curve(masks, norm, order=order)
     n_pos = int(masks.sum())
     iou_max = max(0.0, float(np.max(tp / (fp + n_pos))))
     return {"mF1_.2_.8": float(np.mean(rates[:, 0])), "mAcc_.2_.8": float(np.mean(rates[:, 1])),
@@ -241,7 +270,7 @@ def pooled_max(amap, k: int) -> float:
     h, w = a.shape
     s = np.zeros((h + 1, w + 1))
     s[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
-    win = s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
+    win = (s[k:, k:] - s[:-k, k:]) - (s[k:, :-k] - s[:-k, :-k])
     return float(win.max() / (k * k))
 
 
@@ -257,26 +286,30 @@ def image_scores(maps, scores=None, profile="exact", pool=None) -> np.ndarray:
 
 
 def evaluate(masks, maps, labels, scores=None, profile="exact", pool=None) -> dict[str, float | None]:
-    """All 11 metrics of one class from stacked arrays (N, H, W)."""
+    """All 11 metrics of one class from stacked arrays (N, H, W).
+
+    The pixel curve metrics share one global sort of the pixels (and, for
+    ``exact``, the normalised maps reuse it: normalising preserves order).
+    """
     masks = np.asarray(masks, bool)
     labels = np.asarray(labels, np.int64)
     s = image_scores(maps, scores, profile, pool)
     out: dict[str, float | None] = {}
     if labels.size and labels.any():
-        out["I-AUROC"] = auroc(labels, s)
-        out["I-AP"] = average_precision(labels, s)
-        out["I-F1max"] = f1_max(labels, s)
+        _, tp, fp, _ = curve(labels, s)
+        out.update({"I-AUROC": _auroc(tp, fp), "I-AP": _average_precision(tp, fp),
+                    "I-F1max": _f1_max(tp, fp)})
     else:
         out.update({"I-AUROC": None, "I-AP": None, "I-F1max": None})
-    if masks.any():
-        out["P-AUROC"] = auroc(masks, maps)
-        out["P-AP"] = average_precision(masks, maps)
-    else:
-        out.update({"P-AUROC": None, "P-AP": None})
+    order = descending_order(maps)
+    weights, n_regions = pro_weights(masks)
+    _, tp, fp, w = curve(masks, maps, weights, order=order)
+    out["P-AUROC"] = _auroc(tp, fp) if masks.any() else None
+    out["P-AP"] = _average_precision(tp, fp)
     if profile == "exact":
-        out["AUPRO"] = aupro_exact(masks, maps)
-        out["P-F1max"] = f1_max(masks, maps) if masks.any() else None
-        out.update(threshold_metrics_exact(masks, maps))
+        out["AUPRO"] = _aupro_from_curve(fp, w, int((~masks).sum()), n_regions)
+        out["P-F1max"] = _f1_max(tp, fp)
+        out.update(threshold_metrics_exact(masks, maps, order=order))
     else:
         out["AUPRO"] = aupro_ader(masks, maps)
         out.update(threshold_metrics_ader(masks, maps))

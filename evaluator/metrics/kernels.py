@@ -106,24 +106,25 @@ def _key32(b):
 @njit(cache=True, nogil=True)
 def _count_f16(bits, gt, npos, gt2d, labels, parent, pos, neg, weight):
     """Count one float16 image into a dense table; returns (largest key, regions)."""
+    # Every pixel first counts as normal (a tight loop with no branch on the
+    # mask), then the few anomalous ones move over to ``pos``: faster than
+    # branching per pixel.
     kmax = np.int64(-1)
+    for i in range(bits.size):
+        k = _key16(np.int64(bits[i]))
+        kmax = max(kmax, k)
+        neg[k] += 1
     if npos == 0:
-        for i in range(bits.size):
-            k = _key16(np.int64(bits[i]))
-            kmax = max(kmax, k)
-            neg[k] += 1
         return kmax, 0
     areas = _label8_into(gt2d, labels, parent)
     inv_area = 1.0 / np.maximum(areas, 1).astype(np.float64)
     flat = labels.reshape(-1)
     for i in range(bits.size):
-        k = _key16(np.int64(bits[i]))
-        kmax = max(kmax, k)
         if gt[i]:
+            k = _key16(np.int64(bits[i]))
+            neg[k] -= 1
             pos[k] += 1
             weight[k] += inv_area[flat[i]]
-        else:
-            neg[k] += 1
     return kmax, areas.size - 1
 
 

@@ -19,16 +19,22 @@ from numba import njit
 # reference's bit for bit.
 @njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})
 def _window_max(s, k):
-    """Largest k×k window sum of the integral image ``s``, divided by k²."""
+    """Largest k×k window sum of the integral image ``s``, divided by k².
+
+    Window (i, j) = (s[i+k, j+k] - s[i, j+k]) - (s[i+k, j] - s[i, j]): the
+    difference of two column strips, each computed once per row pair.
+    """
     h = s.shape[0] - 1
     w = s.shape[1] - 1
+    strip = np.empty(w + 1, np.float64)
     best = -np.inf
     for i in range(h - k + 1):
         top = s[i]
         bottom = s[i + k]
+        for j in range(w + 1):
+            strip[j] = bottom[j] - top[j]
         for j in range(w - k + 1):
-            v = bottom[j + k] - top[j + k] - bottom[j] + top[j]
-            best = max(best, v)
+            best = max(best, strip[j + k] - strip[j])
     return best / (k * k)
 
 
