@@ -65,6 +65,7 @@ def _add_training_options(p: argparse.ArgumentParser, default_preset: str) -> No
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA if available)")
     p.add_argument("--workers", type=int, help="data-loading processes (default 0 on CPU, 4 on CUDA)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else the idle CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -125,7 +126,7 @@ def run_command(method: str, args) -> int:
 
     if args.command == "presets":
         return _cmd_presets(method)
-    rt = runtime.setup(args.device)
+    rt = runtime.setup(args.device, args.threads)
     try:
         if args.command == "predict":
             if rt.distributed and not rt.is_main:

@@ -42,14 +42,27 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def configure_threads(local_world_size: int = 1) -> int:
-    """Intra-op threads: ``OMP_NUM_THREADS`` if set, else this process's share of the CPUs."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        n = int(os.environ["OMP_NUM_THREADS"])
-    else:
-        n = max(1, available_cpus() // max(1, local_world_size))
-    torch.set_num_threads(n)
-    return n
+def configure_threads(local_world_size: int = 1, threads: int | None = None) -> int:
+    """Set torch's intra-op threads and return the number.
+
+    ``threads`` if given, else ``OMP_NUM_THREADS`` if set, else this process's
+    share of the CPUs that are not already busy (one-minute load average),
+    at least one: OpenMP teams larger than the idle CPUs spin at every
+    barrier and run several times slower than a single thread.
+    """
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        threads = int(os.environ["OMP_NUM_THREADS"])
+    if threads is None:
+        cpus = available_cpus()
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            busy = 0.0
+        idle = max(1, min(cpus, int(cpus - busy + 0.5)))
+        threads = max(1, idle // max(1, local_world_size))
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def seed_everything(seed: int) -> None:
@@ -70,7 +83,7 @@ def pick_device(name: str | None = None, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(device: str | None = None) -> Runtime:
+def setup(device: str | None = None, threads: int | None = None) -> Runtime:
     """Join torchrun's process group if launched by it; pick the device; set threads."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -81,7 +94,7 @@ def setup(device: str | None = None) -> Runtime:
         dev = torch.device("cuda", local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    configure_threads(local_world if dev.type == "cpu" else 1)
+    configure_threads(local_world if dev.type == "cpu" else 1, threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return Runtime(rank=rank, world_size=world, local_rank=local_rank, device=dev)

@@ -1,0 +1,68 @@
+"""Anomaly-map functions of the shared framework against closed forms and scipy."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from baselines.common.maps import cosine_anomaly_map, feature_mse, gaussian_blur, gaussian_kernel1d
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 33), (2, 64, 64), (1, 7, 5)])
+@pytest.mark.parametrize("sigma", [1.0, 4.0])
+def test_gaussian_blur_equals_scipy_reflect(shape, sigma):
+    # (1, 7, 5) with σ=4 has a radius of 16, far beyond the map: scipy reflects repeatedly
+    rng = np.random.default_rng(0)
+    maps = rng.random(shape)
+    ours = gaussian_blur(torch.from_numpy(maps), sigma).numpy()
+    ref = np.stack([ndimage.gaussian_filter(m, sigma) for m in maps])  # mode="reflect", truncate=4
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def test_gaussian_kernel_is_normalised_with_scipy_radius():
+    k = gaussian_kernel1d(4.0, dtype=torch.float64)
+    assert k.numel() == 2 * 16 + 1
+    assert abs(float(k.sum()) - 1.0) < 1e-12
+    assert torch.equal(k, k.flip(0))
+
+
+def test_blur_keeps_constant_maps():
+    m = torch.full((1, 20, 30), 0.25, dtype=torch.float64)
+    assert torch.allclose(gaussian_blur(m, 4.0), m, atol=1e-15)
+
+
+def test_cosine_map_closed_forms():
+    torch.manual_seed(0)
+    f = [torch.randn(2, 8, 16, 16), torch.randn(2, 4, 8, 8)]
+    same = cosine_anomaly_map(f, [t.clone() for t in f], (32, 32))
+    assert same.shape == (2, 32, 32)
+    assert float(same.abs().max()) < 1e-6
+    opposite = cosine_anomaly_map(f, [-t for t in f], (32, 32))
+    assert torch.allclose(opposite, torch.full_like(opposite, 2.0), atol=1e-5)
+    # reconstructions that differ only by a positive per-position scale are "normal"
+    scaled = cosine_anomaly_map(f, [t * 3.0 for t in f], (32, 32))
+    assert float(scaled.abs().max()) < 1e-6
+
+
+def test_cosine_map_one_level_matches_numpy():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((1, 5, 6, 6)), rng.standard_normal((1, 5, 6, 6))
+    ours = cosine_anomaly_map([torch.from_numpy(a)], [torch.from_numpy(b)], (6, 6), sigma=0).numpy()
+    ref = 1 - (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_cosine_map_two_levels_is_mean_of_level_cosines_at_common_size():
+    # at equal sizes, unit-normalised levels concatenated: cos = mean of the level cosines
+    rng = np.random.default_rng(2)
+    a = [rng.standard_normal((1, c, 4, 4)) for c in (3, 7)]
+    b = [rng.standard_normal((1, c, 4, 4)) for c in (3, 7)]
+    ours = cosine_anomaly_map([torch.from_numpy(x) for x in a], [torch.from_numpy(x) for x in b], (4, 4), 0).numpy()
+    cos = [(x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)) for x, y in zip(a, b)]
+    np.testing.assert_allclose(ours, 1 - (cos[0] + cos[1]) / 2, atol=1e-6)
+
+
+def test_feature_mse_sums_levels():
+    f = [torch.zeros(1, 2, 3, 3), torch.zeros(1, 4, 2, 2)]
+    r = [torch.ones(1, 2, 3, 3), torch.full((1, 4, 2, 2), 2.0)]
+    assert float(feature_mse(f, r)) == pytest.approx(1.0 + 4.0)
