@@ -94,6 +94,33 @@ class _Split:
         self.ranges: dict[str, list[float]] = {}
 
 
+def prefetch(fn, items, workers: int, window: int):
+    """``fn(item)`` for each item, in order, computed ahead by ``workers`` threads.
+
+    At most ``window`` results are pending at once, so memory stays bounded
+    however many items there are. Decoding (zlib, Pillow) and hashing release
+    the GIL, which is where a scorer spends most of its time on real data.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        pending: deque = deque()
+        for it in items:
+            pending.append(ex.submit(fn, it))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _io_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> tuple[list[_Split], dict[str, str], list[str]]:
     """Phase 2: feed every map into its accumulator; ``(splits, {map rel: sha256}, problems)``."""
     from tqdm import tqdm
@@ -103,35 +130,48 @@ def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> t
     problems = Problems(checked.root)
     digests: dict[str, str] = {}
     states = []
+    workers = _io_workers()
+
+    def read(job):
+        """Map (checked, at eval size) and ground truth of one image, or the problem found."""
+        sid, item = job
+        rel = checked.maps[sid][item.img_path]
+        try:
+            amap, digest = load_map(checked.root / rel)
+        except MapError as e:
+            return item, rel, None, None, None, str(e), False
+        except OSError as e:
+            return item, rel, None, None, None, f"cannot read ({e.strerror})", False
+        resized = amap.shape != size
+        if resized:
+            amap = resize_map(amap, size, bench.protocol)
+        try:
+            gt = bench.gt_mask(item)
+        except (OSError, ValueError) as e:
+            mask = bench.mask_file(item)
+            raise SubmissionError(
+                [f"{mask}: cannot read the ground-truth mask ({e}); check the benchmark with python -m benchmark.build verify"]
+            ) from None
+        return item, rel, amap, digest, gt, None, resized
+
     for sid in checked.splits:
         st = _Split(bench, sid, pool, n_panels)
         states.append(st)
         scores = checked.scores[sid]
         panel_paths = {it.img_path for it in st.panel_items}
-        for item in tqdm(st.items, desc=f"score split {sid}", unit="img", disable=True if quiet else None, leave=False):
+        jobs = ((sid, it) for it in st.items)
+        bar = tqdm(total=len(st.items), desc=f"score split {sid}", unit="img", disable=True if quiet else None, leave=False)
+        for item, rel, amap, digest, gt, error, resized in prefetch(read, jobs, workers, 4 * workers):
+            bar.update()
             if len(problems) >= MAX_PROBLEMS:
                 break
-            rel = checked.maps[sid][item.img_path]
-            try:
-                amap, digests[rel] = load_map(checked.root / rel)
-            except MapError as e:
-                problems.add(rel, str(e))
+            if error is not None:
+                problems.add(rel, error)
                 continue
-            except OSError as e:
-                problems.add(rel, f"cannot read ({e.strerror})")
-                continue
+            digests[rel] = digest
             if problems.lines:
                 continue  # already failed: keep checking maps, stop computing
-            if amap.shape != size:
-                amap = resize_map(amap, size, bench.protocol)
-                st.resized += 1
-            try:
-                gt = bench.gt_mask(item)
-            except (OSError, ValueError) as e:
-                mask = bench.mask_file(item)
-                raise SubmissionError(
-                    [f"{mask}: cannot read the ground-truth mask ({e}); check the benchmark with python -m benchmark.build verify"]
-                ) from None
+            st.resized += resized
             score = None if scores is None else scores[item.img_path]
             st.accs[item.cls_name].add(gt, amap, int(item.anomaly), score=score)
             if n_panels:
@@ -140,6 +180,7 @@ def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> t
                 r[0], r[1] = min(r[0], lo), max(r[1], hi)
             if item.img_path in panel_paths:
                 st.panel_maps[item.img_path] = np.array(amap, dtype=np.float32)
+        bar.close()
     return states, digests, problems.lines
 
 

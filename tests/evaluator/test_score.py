@@ -258,7 +258,8 @@ def test_table_shows_percent_with_one_decimal():
     assert lines[-1].split()[:2] == ["mean", "98.8"]
 
 
-def test_maps_are_streamed_one_at_a_time(valid_sub, bench_dir, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_maps_are_streamed_with_bounded_read_ahead(valid_sub, bench_dir, monkeypatch, workers):
     import weakref
 
     import evaluator.maps
@@ -275,10 +276,12 @@ def test_maps_are_streamed_one_at_a_time(valid_sub, bench_dir, monkeypatch):
         return arr, digest
 
     monkeypatch.setattr(score_module, "load_map", tracking_load_map)
+    monkeypatch.setattr(score_module, "_io_workers", lambda: workers)
     result = evaluator.score(valid_sub, bench_dir)
     assert result["splits"]["0"]["n_images"] == 12
-    # At most the map being read and the previous one (still bound to its name): not 24.
-    assert most[0] <= 2
+    # Serial: the map being read and the previous one (still bound to its name).
+    # Threaded: the read-ahead window of 4 per worker, plus those two; never all 24.
+    assert most[0] <= (2 if workers == 1 else 4 * workers + 2)
 
 
 def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
