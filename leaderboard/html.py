@@ -58,9 +58,14 @@ def _method_td(row: Row) -> str:
     if links:
         parts.append(f'<span class="links">{" · ".join(links)}</span>')
     if row.kind == "scored":
+        facts = [f"submission {esc(row.submission)}"]
+        if isinstance(row.backbone, str) and row.backbone:
+            facts.append(esc(row.backbone))
+        if isinstance(row.params_m, (int, float)) and not isinstance(row.params_m, bool):
+            facts.append(f"{row.params_m:.1f} M params")
         parts.append(f'<div class="sub" title="submission sha256 {esc(row.submission_sha256)}; '
                      f'{row.n_images} test images, {row.n_anomalous} anomalous; scored in {row.seconds:.1f} s">'
-                     f'submission {esc(row.submission)}</div>')
+                     f'{" · ".join(facts)}</div>')
         if row.warnings:
             items = "".join(f"<li>{esc(w)}</li>" for w in row.warnings[:50])
             more = f"<li>… {len(row.warnings) - 50} more in the result file</li>" if len(row.warnings) > 50 else ""

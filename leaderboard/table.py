@@ -71,6 +71,8 @@ class Row:
     benchmark_sha256: str | None = None
     paper: str | None = None
     code: str | None = None
+    backbone: str | None = None
+    params_m: float | None = None
     note: str = ""
     seconds: float | None = None
     warnings: tuple = ()
@@ -136,6 +138,8 @@ def _scored_row(res: Result, metrics: dict, key: str, split: str | None = None) 
         benchmark_sha256=d["benchmark"]["sha256"],
         paper=method.get("paper") or None,
         code=method.get("code") or None,
+        backbone=method.get("backbone"),
+        params_m=method.get("params_m"),
         seconds=float(d["seconds"]),
         warnings=tuple(d.get("warnings") or ()),
         n_images=block["n_images"] if block else sum(b["n_images"] for b in d["splits"].values()),
