@@ -21,15 +21,19 @@ def main(argv=None) -> int:
                    help="folder of result files, searched recursively (default: results)")
     b.add_argument("--out", default="runs/leaderboard", metavar="DIR",
                    help="output folder (default: runs/leaderboard)")
+    b.add_argument("--reported", default=None, metavar="CSV",
+                   help="published numbers shown as 'reported' rows (default: the InvAD paper's, shipped in "
+                        "leaderboard/data/invad-paper.csv; 'none' leaves them out)")
     b.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
 
     from leaderboard.build import BuildError, build
-    from leaderboard.reported import ReportedError
+    from leaderboard.reported import PAPER_CSV, ReportedError
     from leaderboard.results import ResultError
 
     try:
-        build(args.results, args.out, quiet=args.quiet)
+        reported = PAPER_CSV if args.reported is None else None if args.reported == "none" else args.reported
+        build(args.results, args.out, reported_csv=reported, quiet=args.quiet)
     except (ResultError, ReportedError, BuildError) as e:
         print(f"leaderboard: error: {e}", file=sys.stderr)
         return 1

@@ -115,11 +115,15 @@ def _publish(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build(results_dir: Path, out: Path, reported_csv: Path = PAPER_CSV, quiet: bool = False) -> BuildSummary:
-    """Build the leaderboard of every result file below ``results_dir`` into ``out``."""
+def build(results_dir: Path, out: Path, reported_csv: Path | None = PAPER_CSV, quiet: bool = False) -> BuildSummary:
+    """Build the leaderboard of every result file below ``results_dir`` into ``out``.
+
+    ``reported_csv``: published numbers to show beside the scored rows (the
+    paper's, by default); None leaves them out.
+    """
     results_dir, out = Path(results_dir), Path(out)
     results = load_results(results_dir)
-    reported = load_reported(reported_csv)
+    reported = load_reported(Path(reported_csv)) if reported_csv is not None else []
     _check_out(out)
     if out.resolve() == results_dir.resolve() or results_dir.resolve() in out.resolve().parents:
         raise BuildError(f"{out}: must not be inside the results folder {results_dir}; pass another --out DIR")

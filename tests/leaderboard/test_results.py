@@ -87,14 +87,25 @@ def test_cli_error_has_no_traceback_and_keeps_previous_board(tmp_path):
     make_result(res, "a.exact", splits=("0",), sweeps=False)
     out = tmp_path / "board"
     ok = subprocess.run([sys.executable, "-m", "leaderboard", "build", "--results", str(res), "--out", str(out),
-                         "--quiet"], capture_output=True, text=True)
+                         "--reported", "none", "--quiet"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (res / "b.exact.json").write_text('{"evaluator": {}}')
-    r = subprocess.run([sys.executable, "-m", "leaderboard", "build", "--results", str(res), "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "leaderboard", "build", "--results", str(res), "--out", str(out),
+                        "--reported", "none"], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("leaderboard: error: ") and "b.exact.json" in r.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert "Reported in the paper" not in (out / "leaderboard.md").read_text()
+
+
+def test_cli_bad_reported_file_is_one_line(tmp_path, capsys):
+    res = tmp_path / "results"
+    make_result(res, "a.exact", splits=("0",), sweeps=False)
+    (tmp_path / "paper.csv").write_text("benchmark,method\n")
+    rc = main(["build", "--results", str(res), "--out", str(tmp_path / "b"), "--reported", str(tmp_path / "paper.csv")])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "header must be" in err
+    assert not (tmp_path / "b").exists()
