@@ -265,16 +265,27 @@ def sweep(masks, maps, profile="exact") -> dict[str, list]:
 
 
 def pooled_max(amap, k: int) -> float:
-    """Max of the k×k average pooling (stride 1, no padding), via a float64 integral image."""
-    a = np.asarray(amap, np.float64)
+    """Max of the k×k average pooling (stride 1, no padding) of a float16/float32 map.
+
+    float16: exact integer window sums in units of 2^-24 (an integral image of
+    int64); float32: a float64 integral image. See :mod:`evaluator.metrics.pooling`.
+    """
+    a = np.asarray(amap)
     h, w = a.shape
+    if a.dtype == np.float16:
+        units = (a.astype(np.float64) * 2.0**24).astype(np.int64)  # exact: float16 = n * 2^-24
+        s = np.zeros((h + 1, w + 1), np.int64)
+        s[1:, 1:] = np.cumsum(np.cumsum(units, axis=0), axis=1)
+        win = (s[k:, k:] - s[:-k, k:]) - (s[k:, :-k] - s[:-k, :-k])
+        return float(np.float64(win.max()) * 2.0**-24 / (k * k))
     s = np.zeros((h + 1, w + 1))
-    s[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
+    s[1:, 1:] = np.cumsum(np.cumsum(a.astype(np.float64), axis=0), axis=1)
     win = (s[k:, k:] - s[:-k, k:]) - (s[k:, :-k] - s[:-k, :-k])
     return float(win.max() / (k * k))
 
 
 def image_scores(maps, scores=None, profile="exact", pool=None) -> np.ndarray:
+    """``maps``: (N, H, W) or a list of maps; pooling reads each map's own dtype."""
     if scores is not None:
         return np.asarray(scores, np.float64)
     if profile == "ader" and pool is not None:
@@ -286,7 +297,7 @@ def image_scores(maps, scores=None, profile="exact", pool=None) -> np.ndarray:
 
 
 def evaluate(masks, maps, labels, scores=None, profile="exact", pool=None) -> dict[str, float | None]:
-    """All 11 metrics of one class from stacked arrays (N, H, W).
+    """All 11 metrics of one class: masks (N, H, W), maps (N, H, W) or a list of maps.
 
     The pixel curve metrics share one global sort of the pixels (and, for
     ``exact``, the normalised maps reuse it: normalising preserves order).
@@ -294,6 +305,8 @@ def evaluate(masks, maps, labels, scores=None, profile="exact", pool=None) -> di
     masks = np.asarray(masks, bool)
     labels = np.asarray(labels, np.int64)
     s = image_scores(maps, scores, profile, pool)
+    if not isinstance(maps, np.ndarray):  # a list of maps, maybe of mixed dtypes
+        maps = np.stack([np.asarray(m, np.float64) for m in maps])
     out: dict[str, float | None] = {}
     if labels.size and labels.any():
         _, tp, fp, _ = curve(labels, s)

@@ -32,8 +32,9 @@ Profile ``ader`` (ADer's ``cal_pro_score``), differing in:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from evaluator.metrics.kernels import KeyCounts
+from evaluator.metrics.kernels import KeyCounts, suffix_sums_at
 from evaluator.metrics.params import ADER_AUPRO_STEPS, AUPRO_FPR_LIMIT, PROFILES
 
 
@@ -56,22 +57,40 @@ def aupro_from_counts(kc: KeyCounts, profile: str = "exact") -> float | None:
     return _aupro_ader(kc)
 
 
+@njit(cache=True)
+def _aupro_exact_kernel(neg, weight, limit):
+    # Points (FPR, PRO) from the largest value down, starting at (0, 0). PRO
+    # divides by the float total of the weights (n_regions up to rounding,
+    # summed in the same order), so it is exactly 1 once every anomalous
+    # pixel is covered.
+    n_neg = 0
+    total = 0.0
+    for i in range(neg.size - 1, -1, -1):
+        n_neg += neg[i]
+        total += weight[i]
+    fp = 0
+    w = 0.0
+    x0 = 0.0
+    y0 = 0.0
+    area = 0.0
+    for i in range(neg.size - 1, -1, -1):
+        fp += neg[i]
+        w += weight[i]
+        x1 = fp / n_neg
+        y1 = w / total
+        if x1 >= limit:
+            if x1 == limit:
+                return (area + (x1 - x0) * (y1 + y0) / 2.0) / limit
+            y_lim = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
+            return (area + (limit - x0) * (y_lim + y0) / 2.0) / limit
+        area += (x1 - x0) * (y1 + y0) / 2.0
+        x0 = x1
+        y0 = y1
+    return np.nan  # not reached: the FPR ends at 1
+
+
 def _aupro_exact(kc: KeyCounts) -> float:
-    # Cumulative normal pixels and PRO weight from the largest value down.
-    fpr = np.concatenate(([0.0], np.cumsum(kc.neg[::-1]) / kc.n_neg))
-    # The total weight is n_regions up to rounding; dividing by the float sum
-    # itself makes PRO exactly 1 once every anomalous pixel is covered.
-    weight_above = np.cumsum(kc.weight[::-1])
-    pro = np.concatenate(([0.0], weight_above / weight_above[-1]))
-    limit = AUPRO_FPR_LIMIT
-    # First point beyond the limit; fpr ends at 1, so it exists.
-    end = int(np.searchsorted(fpr, limit, side="right"))
-    area = float(np.sum(np.diff(fpr[:end]) * (pro[1:end] + pro[: end - 1])) / 2.0)
-    if fpr[end - 1] < limit:
-        x0, x1, y0, y1 = fpr[end - 1], fpr[end], pro[end - 1], pro[end]
-        y_lim = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
-        area += (y_lim + y0) * (limit - x0) / 2.0
-    return float(area / limit)
+    return float(_aupro_exact_kernel(kc.neg, kc.weight, AUPRO_FPR_LIMIT))
 
 
 def _aupro_ader(kc: KeyCounts) -> float | None:
@@ -81,10 +100,9 @@ def _aupro_ader(kc: KeyCounts) -> float | None:
     thresholds = np.arange(lo, hi, (hi - lo) / ADER_AUPRO_STEPS)
     # Pixels strictly above t are the table entries from index `first` on.
     first = np.searchsorted(kc.values, thresholds, side="right")
-    neg_above = np.concatenate((np.cumsum(kc.neg[::-1])[::-1], [0]))
-    w_above = np.concatenate((np.cumsum(kc.weight[::-1])[::-1], [0.0]))
-    fpr = neg_above[first] / kc.n_neg
-    pro = w_above[first] / w_above[0]  # w_above[0] = n_regions up to rounding
+    fpr = suffix_sums_at(kc.neg, first) / kc.n_neg
+    # Divided by the total weight (= n_regions up to rounding; see the exact kernel).
+    pro = suffix_sums_at(kc.weight, first) / suffix_sums_at(kc.weight, np.zeros(1, np.int64))[0]
     keep = fpr < AUPRO_FPR_LIMIT
     fpr, pro = fpr[keep], pro[keep]
     if fpr.size < 2 or fpr.max() == fpr.min():

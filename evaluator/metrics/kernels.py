@@ -28,11 +28,12 @@ time:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, parallel_chunksize, prange
 
-from evaluator.metrics.pooling import _integral, _integral_f16, _window_max, F16_BY_BITS
+from evaluator.metrics.pooling import _pooled_max_f16, _pooled_max_f32
 from evaluator.metrics.regions import _label8_into, parent_size
 
 # ---------------------------------------------------------------- key maps
@@ -158,7 +159,7 @@ def _keys_f32(bits, gt, npos, gt2d, labels, parent, negbuf, noff, posbuf, poff):
 
 @njit(parallel=True, cache=True)
 def _flush_f16(bits, gts, gts2d, bits2d, npos, nb, first, pos, neg, weight,
-               labels, parent, integ, col, table, pool, need_pool, out_kmax, out_pooled, out_regions):
+               labels, parent, ring, vsum, prefix, pool, need_pool, out_kmax, out_pooled, out_regions):
     """Count ``nb`` staged float16 images, lane by lane in parallel."""
     lanes = pos.shape[0]
     for lane in prange(lanes):
@@ -170,13 +171,12 @@ def _flush_f16(bits, gts, gts2d, bits2d, npos, nb, first, pos, neg, weight,
             out_kmax[j] = kmax
             out_regions[j] = nreg
             if need_pool[j]:
-                _integral_f16(bits2d[j], table, integ[lane], col[lane])
-                out_pooled[j] = _window_max(integ[lane], pool)
+                out_pooled[j] = _pooled_max_f16(bits2d[j], pool, ring[lane], vsum[lane], prefix[lane])
 
 
 @njit(parallel=True, cache=True)
 def _flush_f32(bits, gts, gts2d, values2d, npos, nb, negbuf, noffs, posbuf, poffs,
-               labels, parent, integ, col, pool, need_pool, out_kmax, out_pooled, out_regions):
+               labels, parent, integ, pool, need_pool, out_kmax, out_pooled, out_regions):
     """Key ``nb`` staged float32 images into disjoint buffer ranges, in parallel."""
     lanes = labels.shape[0]
     for lane in prange(lanes):
@@ -188,84 +188,128 @@ def _flush_f32(bits, gts, gts2d, values2d, npos, nb, negbuf, noffs, posbuf, poff
             out_kmax[j] = kmax
             out_regions[j] = nreg
             if need_pool[j]:
-                _integral(values2d[j], integ[lane], col[lane])
-                out_pooled[j] = _window_max(integ[lane], pool)
+                out_pooled[j] = _pooled_max_f32(values2d[j], pool, integ[lane])
 
 
 # ------------------------------------------------------ table reductions
 
 
 @njit(cache=True)
-def _runs_neg(sorted_keys):
+def _table_from_sorted(negs, poss):
+    """The float32 table from sorted pixel keys: (bits uint32, pos, neg, weight).
+
+    ``negs``: sorted 32-bit keys of normal pixels; ``poss``: sorted
+    ``key << 32 | region area`` of anomalous pixels. Within a key the anomalous
+    entries are sorted by area, so the weight sums have a fixed order and the
+    table does not depend on the order the images came in.
+    """
+    shift = np.uint64(32)
+    low = np.uint64(0xFFFFFFFF)
+    # Pass 1: the number of distinct keys of the merged streams.
     m = 0
-    for i in range(sorted_keys.size):
-        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
-            m += 1
-    keys = np.empty(m, np.int64)
-    counts = np.zeros(m, np.int64)
-    j = -1
-    for i in range(sorted_keys.size):
-        if i == 0 or sorted_keys[i] != sorted_keys[i - 1]:
+    i = 0
+    j = 0
+    while i < negs.size or j < poss.size:
+        if j >= poss.size or (i < negs.size and np.uint64(negs[i]) < (poss[j] >> shift)):
+            k = np.uint64(negs[i])
+        else:
+            k = poss[j] >> shift
+        m += 1
+        while i < negs.size and np.uint64(negs[i]) == k:
+            i += 1
+        while j < poss.size and (poss[j] >> shift) == k:
             j += 1
-            keys[j] = sorted_keys[i]
-        counts[j] += 1
-    return keys, counts
-
-
-@njit(cache=True)
-def _runs_pos(sorted_packed):
-    # Within a key the packed values are sorted by area, so the weight sum has
-    # a fixed order: the table does not depend on the order images came in.
-    m = 0
-    for i in range(sorted_packed.size):
-        if i == 0 or (sorted_packed[i] >> np.uint64(32)) != (sorted_packed[i - 1] >> np.uint64(32)):
-            m += 1
-    keys = np.empty(m, np.int64)
-    counts = np.zeros(m, np.int64)
+    keys = np.empty(m, np.uint32)
+    pos = np.zeros(m, np.int64)
+    neg = np.zeros(m, np.int64)
     weight = np.zeros(m, np.float64)
-    j = -1
-    for i in range(sorted_packed.size):
-        k = np.int64(sorted_packed[i] >> np.uint64(32))
-        if i == 0 or k != keys[j]:
+    # Pass 2: fill.
+    r = 0
+    i = 0
+    j = 0
+    while i < negs.size or j < poss.size:
+        if j >= poss.size or (i < negs.size and np.uint64(negs[i]) < (poss[j] >> shift)):
+            k = np.uint64(negs[i])
+        else:
+            k = poss[j] >> shift
+        keys[r] = np.uint32(k)
+        while i < negs.size and np.uint64(negs[i]) == k:
+            neg[r] += 1
+            i += 1
+        while j < poss.size and (poss[j] >> shift) == k:
+            pos[r] += 1
+            weight[r] += 1.0 / np.float64(poss[j] & low)
             j += 1
-            keys[j] = k
-        counts[j] += 1
-        weight[j] += 1.0 / np.float64(sorted_packed[i] & np.uint64(0xFFFFFFFF))
-    return keys, counts, weight
+        r += 1
+    # Keys back to float32 bit patterns.
+    for r in range(m):
+        k = np.int64(keys[r])
+        if k >= 0x80000000:
+            keys[r] = np.uint32(k & 0x7FFFFFFF)
+        else:
+            keys[r] = np.uint32(k ^ 0xFFFFFFFF)
+    return keys, pos, neg, weight
 
 
 @njit(cache=True)
 def _merge_sorted(k1, p1, n1, w1, k2, p2, n2, w2):
-    """Union of two tables sorted by key (int64 or float64), summing equal keys."""
-    out_k = np.empty(k1.size + k2.size, k1.dtype)
-    out_p = np.zeros(k1.size + k2.size, np.int64)
-    out_n = np.zeros(k1.size + k2.size, np.int64)
-    out_w = np.zeros(k1.size + k2.size, np.float64)
+    """Union of two tables sorted by value, summing equal values."""
+    m = 0
     i = 0
     j = 0
-    m = 0
     while i < k1.size or j < k2.size:
         if j >= k2.size or (i < k1.size and k1[i] < k2[j]):
-            out_k[m] = k1[i]
-            out_p[m] = p1[i]
-            out_n[m] = n1[i]
-            out_w[m] = w1[i]
             i += 1
         elif i >= k1.size or k2[j] < k1[i]:
-            out_k[m] = k2[j]
-            out_p[m] = p2[j]
-            out_n[m] = n2[j]
-            out_w[m] = w2[j]
             j += 1
         else:
-            out_k[m] = k1[i]
-            out_p[m] = p1[i] + p2[j]
-            out_n[m] = n1[i] + n2[j]
-            out_w[m] = w1[i] + w2[j]
             i += 1
             j += 1
         m += 1
-    return out_k[:m].copy(), out_p[:m].copy(), out_n[:m].copy(), out_w[:m].copy()
+    out_k = np.empty(m, k1.dtype)
+    out_p = np.zeros(m, np.int64)
+    out_n = np.zeros(m, np.int64)
+    out_w = np.zeros(m, np.float64)
+    i = 0
+    j = 0
+    for r in range(m):
+        if j >= k2.size or (i < k1.size and k1[i] < k2[j]):
+            out_k[r] = k1[i]
+            out_p[r] = p1[i]
+            out_n[r] = n1[i]
+            out_w[r] = w1[i]
+            i += 1
+        elif i >= k1.size or k2[j] < k1[i]:
+            out_k[r] = k2[j]
+            out_p[r] = p2[j]
+            out_n[r] = n2[j]
+            out_w[r] = w2[j]
+            j += 1
+        else:
+            out_k[r] = k1[i]
+            out_p[r] = p1[i] + p2[j]
+            out_n[r] = n1[i] + n2[j]
+            out_w[r] = w1[i] + w2[j]
+            i += 1
+            j += 1
+    return out_k, out_p, out_n, out_w
+
+
+@njit(cache=True)
+def suffix_sums_at(arr, starts):
+    """``arr[s:].sum()`` for each s of the non-decreasing ``starts`` (one backward pass)."""
+    out = np.zeros(starts.size, arr.dtype)
+    total = arr.dtype.type(0)
+    q = starts.size - 1
+    for i in range(arr.size, -1, -1):
+        if i < arr.size:
+            total += arr[i]
+        while q >= 0 and starts[q] == i:
+            out[q] = total
+            q -= 1
+        if q < 0:
+            break
+    return out
 
 
 # ------------------------------------------------------------- the table
@@ -287,13 +331,21 @@ class KeyCounts:
     weight: np.ndarray
     n_regions: int = 0
 
-    @property
+    @cached_property
     def n_pos(self) -> int:
         return int(self.pos.sum())
 
-    @property
+    @cached_property
     def n_neg(self) -> int:
         return int(self.neg.sum())
+
+    @cached_property
+    def normalised(self) -> np.ndarray | None:
+        """Min-max normalised values, ``(v - min) / (max - min)`` in float64; ``None`` if constant or empty."""
+        if self.values.size == 0 or self.values[-1] == self.values[0]:
+            return None
+        lo, hi = self.values[0], self.values[-1]
+        return (self.values - lo) / (hi - lo)
 
     @classmethod
     def empty(cls) -> "KeyCounts":
@@ -353,13 +405,13 @@ class PixelCounter:
         self._n_added = 0
         self._n_flushed = 0
         self._f16 = None  # lane tables (pos, neg, weight), allocated on first use
-        self._negbuf = np.zeros(0, np.uint32)
-        self._posbuf = np.zeros(0, np.uint64)
-        self._nneg = 0
-        self._npos = 0
+        # float32 pixel keys: lists of [array, fill] chunks (normal, anomalous).
+        self._negs: list[list] = []
+        self._poss: list[list] = []
         self._stage = None  # (dtype, shape, bits, gts, npos, need_pool)
         self._nb = 0
-        self._scratch = None  # (shape, labels, parent, integ, col)
+        self._labels = None  # (shape, labels, parent): labelling scratch per lane
+        self._pooling = None  # (key, arrays): pooled-score scratch per lane
         self._image_max: list[float] = []
         self._image_pooled: list[float] = []
         self._cache: KeyCounts | None = None
@@ -401,7 +453,7 @@ class PixelCounter:
         (dtype, shape), bits, gts, npos, need_pool = self._stage
         nb = self._nb
         h, w = shape
-        labels, parent, integ, col = self._scratch_for(shape)
+        labels, parent = self._label_scratch(shape)
         out_kmax = np.zeros(nb, np.int64)
         out_pooled = np.full(nb, np.nan)
         out_regions = np.zeros(nb, np.int64)
@@ -412,36 +464,47 @@ class PixelCounter:
                 self._f16 = (np.zeros((LANES, 65536), np.int64), np.zeros((LANES, 65536), np.int64),
                              np.zeros((LANES, 65536), np.float64))
             pos, neg, weight = self._f16
-            _flush_f16(bits, gts, gts2d, bits.reshape(BATCH, h, w), npos, nb, self._n_flushed,
-                       pos, neg, weight, labels, parent, integ, col, F16_BY_BITS, pool, need_pool,
-                       out_kmax, out_pooled, out_regions)
+            ring, vsum, prefix = self._pool_scratch(("f16", shape, pool), (LANES, pool, w), (LANES, w),
+                                                    (LANES, w + 1), dtype=np.int64)
+            with parallel_chunksize(1):  # lanes go to whichever thread is free
+                _flush_f16(bits, gts, gts2d, bits.reshape(BATCH, h, w), npos, nb, self._n_flushed,
+                           pos, neg, weight, labels, parent, ring, vsum, prefix, pool, need_pool,
+                           out_kmax, out_pooled, out_regions)
             self._image_max.extend(F16_VALUES[out_kmax].tolist())
         else:
             n_anom = npos[:nb]
             n_norm = h * w - n_anom
-            noffs = self._nneg + np.concatenate(([0], np.cumsum(n_norm)[:-1]))
-            poffs = self._npos + np.concatenate(([0], np.cumsum(n_anom)[:-1]))
-            self._negbuf = _reserve(self._negbuf, self._nneg + int(n_norm.sum()))
-            self._posbuf = _reserve(self._posbuf, self._npos + int(n_anom.sum()))
-            _flush_f32(bits, gts, gts2d, bits.view(np.float32).reshape(BATCH, h, w), npos, nb,
-                       self._negbuf, noffs, self._posbuf, poffs, labels, parent, integ, col,
-                       pool, need_pool, out_kmax, out_pooled, out_regions)
-            self._nneg += int(n_norm.sum())
-            self._npos += int(n_anom.sum())
+            negbuf, nfill = _chunk_for(self._negs, int(n_norm.sum()), np.uint32)
+            posbuf, pfill = _chunk_for(self._poss, int(n_anom.sum()), np.uint64)
+            noffs = nfill + np.concatenate(([0], np.cumsum(n_norm)[:-1]))
+            poffs = pfill + np.concatenate(([0], np.cumsum(n_anom)[:-1]))
+            (integ,) = self._pool_scratch(("f32", shape), (LANES, h + 1, w + 1), dtype=np.float64)
+            with parallel_chunksize(1):
+                _flush_f32(bits, gts, gts2d, bits.view(np.float32).reshape(BATCH, h, w), npos, nb,
+                           negbuf, noffs, posbuf, poffs, labels, parent, integ,
+                           pool, need_pool, out_kmax, out_pooled, out_regions)
+            self._negs[-1][1] += int(n_norm.sum())
+            self._poss[-1][1] += int(n_anom.sum())
             self._image_max.extend(f32_key_values(out_kmax).tolist())
         self._image_pooled.extend(out_pooled.tolist())
         self.n_regions += int(out_regions.sum())
         self._n_flushed += nb
         self._nb = 0
 
-    def _scratch_for(self, shape):
-        if self._scratch is None or self._scratch[0] != shape:
+    def _label_scratch(self, shape):
+        if self._labels is None or self._labels[0] != shape:
             h, w = shape
-            self._scratch = (shape, np.empty((LANES, h, w), np.int32),
-                             np.empty((LANES, parent_size(h, w)), np.int32),
-                             np.empty((LANES, h + 1, w + 1), np.float64),
-                             np.empty((LANES, 5, w), np.float64))
-        return self._scratch[1:]
+            self._labels = (shape, np.empty((LANES, h, w), np.int32),
+                            np.empty((LANES, parent_size(h, w)), np.int32))
+        return self._labels[1:]
+
+    def _pool_scratch(self, key, *shapes, dtype):
+        """Per-lane scratch of the pooled score; only allocated when pooling is asked for."""
+        if not self.pool:
+            return tuple(np.empty((LANES,) + (1,) * (len(s) - 1), dtype) for s in shapes)
+        if self._pooling is None or self._pooling[0] != key:
+            self._pooling = (key, tuple(np.empty(s, dtype) for s in shapes))
+        return self._pooling[1]
 
     # --------------------------------------------------------------- output
     @property
@@ -471,26 +534,34 @@ class PixelCounter:
                 weight += lanes_w[lane]
             idx = np.flatnonzero((pos != 0) | (neg != 0))
             table = KeyCounts(F16_VALUES[idx], pos[idx], neg[idx], weight[idx], 0)
-        if self._nneg or self._npos:
-            negs = self._negbuf[: self._nneg]
-            poss = self._posbuf[: self._npos]
-            negs.sort()  # in place: the buffers hold a multiset, order is free
-            poss.sort()
-            kn, cn = _runs_neg(negs)
-            kp, cp, wp = _runs_pos(poss)
-            keys, p, n, w = _merge_sorted(kp, cp, np.zeros(kp.size, np.int64), wp,
-                                          kn, np.zeros(kn.size, np.int64), cn,
-                                          np.zeros(kn.size, np.float64))
-            f32 = KeyCounts(f32_key_values(keys), p, n, w, 0)
+        if self._negs:
+            negs = _sorted_chunks(self._negs)
+            poss = _sorted_chunks(self._poss)
+            bits, p, n, w = _table_from_sorted(negs, poss)
+            f32 = KeyCounts(bits.view(np.float32).astype(np.float64), p, n, w, 0)
             table = f32 if table.values.size == 0 else table.merged(f32)
         table = KeyCounts(table.values, table.pos, table.neg, table.weight, self.n_regions)
         self._cache = table
         return table
 
 
-def _reserve(buf: np.ndarray, need: int) -> np.ndarray:
-    if need <= buf.size:
-        return buf
-    grown = np.empty(max(need, buf.size + buf.size // 2, 1 << 20), buf.dtype)
-    grown[: buf.size] = buf
-    return grown
+#: float32 pixel keys are kept in chunks of this many entries (or one batch's worth).
+CHUNK = 1 << 24
+
+
+def _chunk_for(chunks: list[list], need: int, dtype) -> tuple[np.ndarray, int]:
+    """The last chunk and its fill level, after starting a new one if ``need`` entries do not fit."""
+    if not chunks or chunks[-1][0].size - chunks[-1][1] < need:
+        chunks.append([np.empty(max(CHUNK, need), dtype), 0])
+    return chunks[-1][0], chunks[-1][1]
+
+
+def _sorted_chunks(chunks: list[list]) -> np.ndarray:
+    """The chunks' entries, sorted, as one array (joined in place of the chunks if several)."""
+    if len(chunks) > 1:
+        joined = np.concatenate([c[:fill] for c, fill in chunks])
+        chunks.clear()
+        chunks.append([joined, joined.size])
+    entries = chunks[0][0][: chunks[0][1]]
+    entries.sort()  # in place: the chunks hold a multiset, so their order is free
+    return entries

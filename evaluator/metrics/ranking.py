@@ -17,42 +17,66 @@ An undefined metric is ``None`` (scikit-learn raises or warns and returns NaN).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from evaluator.metrics.kernels import KeyCounts
 
 
-def _sweep(kc: KeyCounts):
-    """Cumulative (TP, FP) at each distinct value, from the largest down."""
-    return np.cumsum(kc.pos[::-1]), np.cumsum(kc.neg[::-1])
+@njit(cache=True)
+def _curve_stats(pos, neg):
+    """One sweep from the largest value down: (ROC area, AP, F1-max); P > 0 assumed.
+
+    ROC area = sum over values of neg * (TP above + pos / 2) / (P N) (the
+    trapezoids of the ROC; NaN if N = 0); AP = sum of pos / P * precision;
+    F1 = 2 TP / (TP + FP + P).
+    """
+    n_pos = 0
+    n_neg = 0
+    for i in range(pos.size):
+        n_pos += pos[i]
+        n_neg += neg[i]
+    tp = 0
+    fp = 0
+    area = 0.0
+    ap = 0.0
+    f1 = 0.0
+    for i in range(pos.size - 1, -1, -1):
+        p = pos[i]
+        n = neg[i]
+        area += np.float64(n) * np.float64(2 * tp + p)
+        tp += p
+        fp += n
+        if p:
+            ap += p * (tp / (tp + fp))
+        f1 = max(f1, 2.0 * tp / (tp + fp + n_pos))
+    roc = area / (2.0 * n_pos * n_neg) if n_neg else np.nan
+    return roc, ap / n_pos, f1
+
+
+def _stats(kc: KeyCounts):
+    if kc.values.size == 0 or kc.n_pos == 0:
+        return None
+    return _curve_stats(kc.pos, kc.neg)
 
 
 def roc_auc_from_counts(kc: KeyCounts) -> float | None:
     """ROC area of a table; ``None`` without both an anomalous and a normal sample."""
-    tp, fp = _sweep(kc)
-    if tp.size == 0 or tp[-1] == 0 or fp[-1] == 0:
+    stats = _stats(kc)
+    if stats is None or kc.n_neg == 0:
         return None
-    tpr = np.concatenate(([0.0], tp / tp[-1]))
-    fpr = np.concatenate(([0.0], fp / fp[-1]))
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2.0)
+    return float(stats[0])
 
 
 def average_precision_from_counts(kc: KeyCounts) -> float | None:
     """Step-wise average precision of a table; ``None`` without an anomalous sample."""
-    tp, fp = _sweep(kc)
-    if tp.size == 0 or tp[-1] == 0:
-        return None
-    precision = tp / (tp + fp)
-    recall = np.concatenate(([0.0], tp / tp[-1]))
-    return float(np.sum(np.diff(recall) * precision))
+    stats = _stats(kc)
+    return None if stats is None else float(stats[1])
 
 
 def f1_max_from_counts(kc: KeyCounts) -> float | None:
     """Largest F1 over every threshold of a table; ``None`` without an anomalous sample."""
-    tp, fp = _sweep(kc)
-    if tp.size == 0 or tp[-1] == 0:
-        return None
-    # F1 = 2TP / (2TP + FP + FN) with FN = P - TP.
-    return float(np.max(2.0 * tp / (tp + fp + tp[-1])))
+    stats = _stats(kc)
+    return None if stats is None else float(stats[2])
 
 
 def auroc(y_true, y_score) -> float | None:

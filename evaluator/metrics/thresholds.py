@@ -34,8 +34,9 @@ and for constant maps (max = min: no normalisation).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from evaluator.metrics.kernels import KeyCounts
+from evaluator.metrics.kernels import KeyCounts, suffix_sums_at
 from evaluator.metrics.params import (
     ADER_EPS,
     ADER_MAX_GRID,
@@ -50,20 +51,27 @@ THRESHOLD_METRICS = ("mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
 
 def normalised_values(kc: KeyCounts) -> np.ndarray | None:
     """Min-max normalised ``kc.values`` in float64; ``None`` if empty or constant."""
-    if kc.values.size == 0:
-        return None
-    lo, hi = kc.values[0], kc.values[-1]
-    if hi == lo:
-        return None
-    return (kc.values - lo) / (hi - lo)
+    return kc.normalised
 
 
 def _above(kc: KeyCounts, norm: np.ndarray, grid: np.ndarray):
     """Pooled (TP, FP) of ``norm > t`` for each t of ``grid``."""
     first = np.searchsorted(norm, grid, side="right")
-    pos_above = np.concatenate((np.cumsum(kc.pos[::-1])[::-1], [0]))
-    neg_above = np.concatenate((np.cumsum(kc.neg[::-1])[::-1], [0]))
-    return pos_above[first], neg_above[first]
+    return suffix_sums_at(kc.pos, first), suffix_sums_at(kc.neg, first)
+
+
+@njit(cache=True)
+def _iou_max_over_cuts(norm, pos, neg, n_pos):
+    """Largest IoU = TP / (FP + P) over the sets ``norm >= u``, u each distinct value."""
+    best = 0.0
+    tp = 0
+    fp = 0
+    for i in range(norm.size - 1, -1, -1):
+        tp += pos[i]
+        fp += neg[i]
+        if i == 0 or norm[i - 1] != norm[i]:
+            best = max(best, tp / (fp + n_pos))
+    return best
 
 
 def _ratio(num, den) -> np.ndarray:
@@ -111,11 +119,7 @@ def threshold_metrics_from_counts(kc: KeyCounts, profile: str = "exact") -> dict
     if profile == "exact":
         tp, fp = _above(kc, norm, EXACT_MID_GRID)
         mid = exact_rates(tp, fp, n_pos)
-        # Each distinct normalised value u starts the predicted set n >= u.
-        starts = np.flatnonzero(np.concatenate(([True], norm[1:] != norm[:-1])))
-        pos_from = np.cumsum(kc.pos[::-1])[::-1]
-        neg_from = np.cumsum(kc.neg[::-1])[::-1]
-        iou_max = float(max(0.0, np.max(exact_rates(pos_from[starts], neg_from[starts], n_pos)["IoU"])))
+        iou_max = float(_iou_max_over_cuts(norm, kc.pos, kc.neg, n_pos))
     else:
         tp, fp = _above(kc, norm, ADER_MID_GRID)
         mid = ader_rates(tp, fp, n_pos)
