@@ -17,10 +17,13 @@ time:
   onto +0), so one dense table of 65,536 keys per class (counts int64, weight
   float64: 1.5 MiB) is exact and does not grow with the number of images.
 - float32 maps: the 2^32 keys cannot be a dense table, so the 32-bit sortable
-  key of every pixel is kept (4 bytes per normal pixel; 8 bytes per anomalous
-  pixel, key and region area packed in 64 bits) and sorted once when the table
-  is asked for. The buffer grows by half when full, so it holds up to 1.5× that
-  (about 6 bytes per pixel, 1.3–2 GiB for a COCO-AD split of 325 M pixels).
+  key of every pixel is kept: 4 bytes per normal pixel, 8 bytes per anomalous
+  pixel (key and region area packed in 64 bits), in chunks of 2^24 entries
+  (1.3–1.5 GB for a COCO-AD split of 325 M pixels). Building the table joins
+  the chunks (a transient second copy), sorts them in place and needs 32
+  bytes per distinct value (up to another ~10 GB if nearly every pixel of such
+  a split has its own value), so float32 scoring of COCO-AD wants ~12 GB free;
+  store float16 maps for constant memory.
 - Both kinds in one class are merged by value (a float16 value is exactly a
   float32 value).
 """
@@ -66,8 +69,13 @@ def f32_key_values(keys: np.ndarray) -> np.ndarray:
 #: lane has its own float16 table and is filled by one thread in image order,
 #: so the float sums of PRO weight do not depend on the thread count.
 LANES = 8
-#: Images staged before a parallel flush.
-BATCH = 32
+#: Bytes of map bits staged before a parallel flush (64 maps of 256×256 float16).
+STAGE_BYTES = 8 << 20
+
+
+def batch_size(h: int, w: int, itemsize: int) -> int:
+    """Images staged per flush: ~STAGE_BYTES of map, at least one per lane, at most 64."""
+    return max(LANES, min(64, STAGE_BYTES // (h * w * itemsize)))
 
 
 @njit(cache=True, nogil=True)
@@ -345,7 +353,8 @@ class KeyCounts:
         if self.values.size == 0 or self.values[-1] == self.values[0]:
             return None
         lo, hi = self.values[0], self.values[-1]
-        return (self.values - lo) / (hi - lo)
+        out = np.subtract(self.values, lo)  # the same two IEEE operations, one buffer
+        return np.divide(out, hi - lo, out=out)
 
     @classmethod
     def empty(cls) -> "KeyCounts":
@@ -390,7 +399,7 @@ class KeyCounts:
 class PixelCounter:
     """Streams (ground truth, map) pairs of one class into a :class:`KeyCounts`.
 
-    ``add`` checks and stages an image; every ``BATCH`` images (and whenever
+    ``add`` checks and stages an image; every :func:`batch_size` images (and whenever
     the table or per-image values are asked for) the staged images are
     labelled and counted in parallel. Per image it records the map's maximum
     and, when asked, the maximum of its ``pool``×``pool`` average pooling
@@ -428,8 +437,9 @@ class PixelCounter:
             self.flush()
             h, w = amap.shape
             bits_dtype = np.uint16 if amap.dtype == np.float16 else np.uint32
-            self._stage = (key, np.empty((BATCH, h * w), bits_dtype), np.empty((BATCH, h * w), np.bool_),
-                           np.zeros(BATCH, np.int64), np.zeros(BATCH, np.bool_))
+            nmax = batch_size(h, w, amap.itemsize)
+            self._stage = (key, np.empty((nmax, h * w), bits_dtype), np.empty((nmax, h * w), np.bool_),
+                           np.zeros(nmax, np.int64), np.zeros(nmax, np.bool_))
         _, bits, gts, npos, need_pool = self._stage
         j = self._nb
         src = amap.reshape(-1).view(bits.dtype)
@@ -443,7 +453,7 @@ class PixelCounter:
         self._n_added += 1
         self.n_pixels += amap.size
         self._cache = None
-        if self._nb == BATCH:
+        if self._nb == bits.shape[0]:
             self.flush()
 
     def flush(self) -> None:
@@ -458,7 +468,8 @@ class PixelCounter:
         out_pooled = np.full(nb, np.nan)
         out_regions = np.zeros(nb, np.int64)
         pool = int(self.pool or 1)
-        gts2d = gts.reshape(BATCH, h, w)
+        nmax = bits.shape[0]
+        gts2d = gts.reshape(nmax, h, w)
         if dtype == np.float16:
             if self._f16 is None:
                 self._f16 = (np.zeros((LANES, 65536), np.int64), np.zeros((LANES, 65536), np.int64),
@@ -467,7 +478,7 @@ class PixelCounter:
             ring, vsum, prefix = self._pool_scratch(("f16", shape, pool), (LANES, pool, w), (LANES, w),
                                                     (LANES, w + 1), dtype=np.int64)
             with parallel_chunksize(1):  # lanes go to whichever thread is free
-                _flush_f16(bits, gts, gts2d, bits.reshape(BATCH, h, w), npos, nb, self._n_flushed,
+                _flush_f16(bits, gts, gts2d, bits.reshape(nmax, h, w), npos, nb, self._n_flushed,
                            pos, neg, weight, labels, parent, ring, vsum, prefix, pool, need_pool,
                            out_kmax, out_pooled, out_regions)
             self._image_max.extend(F16_VALUES[out_kmax].tolist())
@@ -480,7 +491,7 @@ class PixelCounter:
             poffs = pfill + np.concatenate(([0], np.cumsum(n_anom)[:-1]))
             (integ,) = self._pool_scratch(("f32", shape), (LANES, h + 1, w + 1), dtype=np.float64)
             with parallel_chunksize(1):
-                _flush_f32(bits, gts, gts2d, bits.view(np.float32).reshape(BATCH, h, w), npos, nb,
+                _flush_f32(bits, gts, gts2d, bits.view(np.float32).reshape(nmax, h, w), npos, nb,
                            negbuf, noffs, posbuf, poffs, labels, parent, integ,
                            pool, need_pool, out_kmax, out_pooled, out_regions)
             self._negs[-1][1] += int(n_norm.sum())

@@ -56,7 +56,11 @@ def _curve_stats(pos, neg):
 def _stats(kc: KeyCounts):
     if kc.values.size == 0 or kc.n_pos == 0:
         return None
-    return _curve_stats(kc.pos, kc.neg)
+    # One sweep serves all three metrics; it is kept with the table.
+    cached = kc.__dict__.get("_curve_stats")
+    if cached is None:
+        cached = kc.__dict__["_curve_stats"] = _curve_stats(kc.pos, kc.neg)
+    return cached
 
 
 def roc_auc_from_counts(kc: KeyCounts) -> float | None:

@@ -71,3 +71,51 @@ def test_non_finite_map_is_rejected_and_counts_nothing(dtype):
     np.testing.assert_array_equal(after.pos, before.pos)
     np.testing.assert_array_equal(after.neg, before.neg)
     assert after.n_regions == before.n_regions == 1
+
+
+def test_mixed_shapes_and_dtypes_in_one_class():
+    pytest.importorskip("scipy")
+    from evaluator.reference import pro_weights
+
+    parts = [random_class(s, n=7, shape=shape, dtype=dt)
+             for s, shape, dt in [(1, (24, 20), np.float16), (2, (20, 24), np.float32),
+                                  (3, (24, 20), np.float16), (4, (9, 31), np.float32)]]
+    counter = PixelCounter()
+    for masks, maps, _ in parts:
+        for m, a in zip(masks, maps):
+            counter.add(m, a)
+    kc = counter.counts()
+    ys, vs, ws, n_regions = [], [], [], 0
+    for masks, maps, _ in parts:
+        w, n = pro_weights(masks)
+        ys.append(masks.ravel())
+        vs.append(stacked(maps).ravel())
+        ws.append(w.ravel())
+        n_regions += n
+    expected = KeyCounts.from_arrays(np.concatenate(ys), np.concatenate(vs), np.concatenate(ws), n_regions)
+    np.testing.assert_array_equal(kc.values, expected.values)
+    np.testing.assert_array_equal(kc.pos, expected.pos)
+    np.testing.assert_array_equal(kc.neg, expected.neg)
+    np.testing.assert_allclose(kc.weight, expected.weight, rtol=0, atol=1e-12)
+    assert kc.n_regions == n_regions
+    assert counter.image_max.tolist() == [float(np.max(a)) for _, maps, _ in parts for a in maps]
+
+
+def test_results_do_not_depend_on_thread_count():
+    import numba
+
+    from evaluator.metrics import ClassAccumulator
+
+    masks, maps, labels = random_class(12, n=40, dtype=np.float16)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            acc = ClassAccumulator(pool=3)
+            for m, a, lab in zip(masks, maps, labels):
+                acc.add(m, a, lab)
+            results.append((acc.result("exact"), acc.result("ader"), acc._pixels.counts().weight.tobytes()))
+    finally:
+        numba.set_num_threads(before)
+    assert all(r == results[0] for r in results)
