@@ -14,8 +14,9 @@ time:
 
 - float16 maps: a float16's 16-bit pattern maps to an order-preserving key
   (sign bit flipped for positives, all bits flipped for negatives, -0 folded
-  onto +0), so one dense table of 65,536 keys per class (counts int64, weight
-  float64: 1.5 MiB) is exact and does not grow with the number of images.
+  onto +0), so a dense table of 65,536 keys (counts int64, weight float64:
+  1.5 MiB; one per lane, 12 MiB) is exact and does not grow with the number
+  of images. With the staging and scratch buffers a class holds ~30 MiB.
 - float32 maps: the 2^32 keys cannot be a dense table, so the 32-bit sortable
   key of every pixel is kept: 4 bytes per normal pixel, 8 bytes per anomalous
   pixel (key and region area packed in 64 bits), in chunks of 2^24 entries
