@@ -223,7 +223,7 @@ class ClassAccumulator:
         if name in ("P-AUROC", "AUPRO") and kc.n_neg == 0:
             return "the class has no normal pixel"
         if normalised_values(kc) is None:
-            return (f"every map value of the class is {kc.values[0]!r}, so the maps "
+            return (f"every map value of the class is {float(kc.values[0])!r}, so the maps "
                     "cannot be min-max normalised or thresholded")
         if name == "AUPRO" and profile == "ader":
             return "fewer than two of ADer's 200 thresholds give distinct FPRs below 0.3"
