@@ -16,7 +16,7 @@ time:
   (sign bit flipped for positives, all bits flipped for negatives, -0 folded
   onto +0), so a dense table of 65,536 keys (counts int64, weight float64:
   1.5 MiB; one per lane, 12 MiB) is exact and does not grow with the number
-  of images. With the staging and scratch buffers a class holds ~30 MiB.
+  of images. With the staging and scratch buffers a class holds ~20 MiB.
 - float32 maps: the 2^32 keys cannot be a dense table, so the 32-bit sortable
   key of every pixel is kept: 4 bytes per normal pixel, 8 bytes per anomalous
   pixel (key and region area packed in 64 bits), in chunks of 2^24 entries
@@ -70,8 +70,8 @@ def f32_key_values(keys: np.ndarray) -> np.ndarray:
 #: lane has its own float16 table and is filled by one thread in image order,
 #: so the float sums of PRO weight do not depend on the thread count.
 LANES = 8
-#: Bytes of map bits staged before a parallel flush (64 maps of 256×256 float16).
-STAGE_BYTES = 8 << 20
+#: Bytes of map bits staged before a parallel flush (32 maps of 256×256 float16).
+STAGE_BYTES = 4 << 20
 
 
 def batch_size(h: int, w: int, itemsize: int) -> int:
