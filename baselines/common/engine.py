@@ -149,6 +149,11 @@ def train_split(
         sched.load_state_dict(state["scheduler"])
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"])
+        before = (state.get("world_size"), state.get("threads") if rt.device.type == "cpu" else None)
+        now = (rt.world_size, torch.get_num_threads() if rt.device.type == "cpu" else None)
+        if before != now and rt.is_main and not quiet:
+            print(f"split {split}: resuming with {now[0]} process(es)/{now[1]} thread(s) where training began "
+                  f"with {before[0]}/{before[1]}; the result will not be bit-identical to an uninterrupted run")
     weights_source = state["weights"] if state is not None else model.encoder.weights_source
 
     net = model
@@ -224,7 +229,7 @@ def train_split(
                     "benchmark": benchmark_info(bench), "split": split, "epoch": epoch + 1,
                     "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "params": counts, "history": history,
-                    "weights": weights_source, "world_size": rt.world_size,
+                    "weights": weights_source, "world_size": rt.world_size, "threads": torch.get_num_threads(),
                 })
                 atomic_write_json(split_dir(run_dir, split) / "train_log.json", {
                     "preset": preset.name, "split": split, "epochs": epochs, "finished": finished,

@@ -45,21 +45,18 @@ def available_cpus() -> int:
 def configure_threads(local_world_size: int = 1, threads: int | None = None) -> int:
     """Set torch's intra-op threads and return the number.
 
-    ``threads`` if given, else ``OMP_NUM_THREADS`` if set, else this process's
-    share of the CPUs that are not already busy (one-minute load average),
-    at least one: OpenMP teams larger than the idle CPUs spin at every
-    barrier and run several times slower than a single thread.
+    ``threads`` if given, else ``OMP_NUM_THREADS`` if set, else this
+    process's share of the CPUs it may run on. Never chosen from the machine's
+    load: the thread count changes the order of floating-point sums inside
+    the convolutions, so a fixed count is what keeps a rerun (or a resumed
+    run) bit-identical. On a machine that other jobs keep busy, pass fewer
+    threads (``--threads 1``): OpenMP teams larger than the idle CPUs spin at
+    every barrier and can run slower than a single thread.
     """
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         threads = int(os.environ["OMP_NUM_THREADS"])
     if threads is None:
-        cpus = available_cpus()
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            busy = 0.0
-        idle = max(1, min(cpus, int(cpus - busy + 0.5)))
-        threads = max(1, idle // max(1, local_world_size))
+        threads = available_cpus() // max(1, local_world_size)
     threads = max(1, int(threads))
     torch.set_num_threads(threads)
     return threads
