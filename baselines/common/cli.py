@@ -65,7 +65,9 @@ def _add_training_options(p: argparse.ArgumentParser, default_preset: str) -> No
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA if available)")
     p.add_argument("--workers", type=int, help="data-loading processes (default 0 on CPU, 4 on CUDA)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: OMP_NUM_THREADS, else all CPUs); fix it for bit-identical reruns")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: OMP_NUM_THREADS, else all CPUs); keep it fixed for "
+                        "bit-identical reruns")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

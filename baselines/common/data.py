@@ -27,7 +27,9 @@ def load_image(path, size: int) -> np.ndarray:
                 im = im.resize((size, size), Image.BILINEAR)
             return np.array(im, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
-        raise BaselineError(f"{path}: image missing; check the benchmark folder (python -m benchmark.build verify)") from None
+        raise BaselineError(
+            f"{path}: image missing; check the benchmark folder (python -m benchmark.build verify)"
+        ) from None
     except (UnidentifiedImageError, OSError) as e:
         raise BaselineError(f"{path}: unreadable image ({e})") from None
 

@@ -64,7 +64,8 @@ def make_optimizer(preset: Preset, model: ReconstructionModel):
 
 
 def benchmark_info(bench: Benchmark) -> dict:
-    return {"name": bench.name, "version": bench.version, "sha256": bench.sha256, "path": str(bench.root)}
+    return {"name": bench.name, "version": bench.version, "sha256": bench.sha256,
+            "path": str(Path(bench.root).resolve())}
 
 
 class FeatureCache:

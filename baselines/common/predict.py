@@ -103,7 +103,9 @@ def predict(checkpoints: list[str | Path], submission: str | Path, benchmark: st
     if len(set(splits)) != len(splits):
         raise BaselineError(f"two checkpoints for the same split among {', '.join(map(str, files))}")
     if any(h[2] != heads[0][2] for h in heads):
-        raise BaselineError("the checkpoints were trained with different presets; predict them into separate submissions")
+        raise BaselineError(
+            "the checkpoints were trained with different presets; predict them into separate submissions"
+        )
     info = heads[0][3]
     bench = open_benchmark(benchmark if benchmark is not None else info["path"])
     if (bench.name, bench.version) != (info["name"], info["version"]):
@@ -111,7 +113,9 @@ def predict(checkpoints: list[str | Path], submission: str | Path, benchmark: st
             f"{bench.root}: benchmark {bench.name} v{bench.version}, but the model was trained on "
             f"{info['name']} v{info['version']}"
         )
-    order = sorted(range(len(heads)), key=lambda i: bench.split_ids.index(heads[i][1]) if heads[i][1] in bench.split_ids else -1)
+    for h in heads:
+        bench.split(h[1])  # a split this benchmark lacks is a one-line error
+    order = sorted(range(len(heads)), key=lambda i: bench.split_ids.index(heads[i][1]))
     preset = Preset.from_dict(heads[0][2])
     writer = SubmissionWriter(submission, bench, method=method_block(preset, heads[0][4]),
                               splits=[heads[i][1] for i in order], overwrite=overwrite)

@@ -49,10 +49,10 @@ INVAD_TINY = register_preset(INVAD.replace(
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
     batch_size=8,
-    epochs=8,
+    epochs=12,
     cache_features=True,
     model=dict(latent_ch=32, proj_cap=64, blocks=1, mod_ch=16, loss_weight=1.0, sigma=4.0),
     description="InvAD-tiny (not published): the InvAD method on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4: 40/112/320 ch at 1/8, 1/16, 1/32), 1 styled block per "
-                "stage, latent 32 ch, batch 8, 8 epochs; a CPU-sized model for the demo benchmark",
+                "stage, latent 32 ch, batch 8, 12 epochs; a CPU-sized model for the demo benchmark",
 ))

@@ -49,7 +49,8 @@ def test_predict_writes_a_valid_submission(two_splits):
     assert m["paper"] == "https://arxiv.org/abs/2404.10760" and m["code"].startswith("https://github.com/")
     assert m["image_size"] == 64 and m["epochs"] == 1
     params = load_checkpoint(root / "run" / "0" / "checkpoint.pt")["params"]
-    assert m["params_m"] == round(params["total"] / 1e6, 3) and m["params_trainable_m"] == round(params["trainable"] / 1e6, 3)
+    assert m["params_m"] == round(params["total"] / 1e6, 3)
+    assert m["params_trainable_m"] == round(params["trainable"] / 1e6, 3)
     assert 6.0 < m["params_m"] < 6.2  # EfficientNet-Lite0 (2.96 M) + InvAD-tiny (3.18 M at 64×64 input)
     for s in ("0", "1"):
         assert not (sub / s / "scores.csv").exists()  # image score = map max
