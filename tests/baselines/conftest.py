@@ -10,6 +10,15 @@ import pytest
 from baselines.common.runtime import configure_threads
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _torch_threads_for_module_fixtures():
+    # Autouse fixtures run first within their scope: this one precedes the
+    # module-scoped fixtures that train (a reference run made on another thread
+    # count than the test's own runs would differ in the last bits).
+    configure_threads(threads=1)
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
+    # again per test: an in-process CLI run may have set its own count
     configure_threads(threads=1)
