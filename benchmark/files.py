@@ -7,12 +7,13 @@ rerunning it produces the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 _CHUNK = 1 << 20
 
@@ -52,19 +53,25 @@ def dumps_json(obj: Any, compact: bool = False) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder + rename.
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, fsync: bool = False) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for binary writing; rename it to ``path`` on success.
 
     Parent folders are created. Readers see either the old file or the new one,
-    never a partial one; a crash leaves at most a ``.tmp`` file that the next
-    atomic write of the same folder does not trip over.
+    never a partial one; on an exception the temporary file is removed, and a
+    crash leaves at most a ``.<name>.*.tmp`` file (see :func:`remove_stale_tmp`).
+    ``fsync`` flushes the data to disk before the rename (for large files whose
+    loss would cost hours, such as checkpoints).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -73,6 +80,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder + rename)."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, compact: bool = False) -> None:

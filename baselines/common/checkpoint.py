@@ -12,12 +12,12 @@ file or network), ``optimizer``, ``scheduler``, ``params``
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from baselines.common.errors import BaselineError
+from benchmark.files import atomic_open
 
 FORMAT = 1
 FILENAME = "checkpoint.pt"
@@ -25,21 +25,8 @@ FILENAME = "checkpoint.pt"
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, fsync=True) as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
