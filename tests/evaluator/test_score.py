@@ -293,3 +293,10 @@ def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
     assert main(["score", str(valid_sub), "--benchmark", str(bench_dir), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"{out}: cannot write")
+
+
+def test_result_order_is_the_metric_engines():
+    # score.py keeps its own copy so that `validate` does not import Numba; the two must not drift
+    from evaluator.metrics import METRIC_NAMES
+
+    assert METRICS_ORDER == METRIC_NAMES
