@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -90,6 +91,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, compact: bool = False) -> None:
     atomic_write_bytes(path, dumps_json(obj, compact=compact))
+
+
+def replace_folder(staged: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Put the finished folder ``staged`` at ``final`` by renames, replacing any old one.
+
+    The old folder is moved aside first and deleted only once ``staged`` is in
+    place; if that rename fails, the old folder is put back. Readers see the
+    old folder or the new one, never a mixture.
+    """
+    staged, final = Path(staged), Path(final)
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", suffix=".tmp", dir=final.parent))
+        old.rmdir()
+        os.replace(final, old)
+    try:
+        os.replace(staged, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_stale_tmp(folder: str | os.PathLike) -> int:

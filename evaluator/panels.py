@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from benchmark import Benchmark, Item
-from benchmark.files import atomic_write_bytes
+from benchmark.files import atomic_write_bytes, replace_folder
 
 CMAP = "jet"
 OVERLAY_ALPHA = 0.5
@@ -105,13 +105,5 @@ def write_panels(bench: Benchmark, states, out: str | os.PathLike, warnings: lis
             atomic_write_bytes(partial / rel, png)
             listing.append({"split": st.sid, "img_path": item.img_path, "file": f"{folder.name}/{rel}"})
     partial.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        old = folder.with_name(folder.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(folder, old)
-        os.replace(partial, folder)
-        shutil.rmtree(old)
-    else:
-        os.replace(partial, folder)
+    replace_folder(partial, folder)
     return listing

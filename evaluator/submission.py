@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from benchmark import Benchmark
-from benchmark.files import atomic_write_bytes, dumps_json
+from benchmark.files import atomic_write_bytes, dumps_json, replace_folder
 
 SCHEMA_VERSION = 1
 MAP_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -122,15 +122,7 @@ class SubmissionWriter:
             "splits": self.splits,
         }
         atomic_write_bytes(self.partial / "submission.json", dumps_json(doc))
-        if self.folder.exists():
-            old = self.folder.with_name(self.folder.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(self.folder, old)
-            os.replace(self.partial, self.folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(self.partial, self.folder)
+        replace_folder(self.partial, self.folder)
         self._closed = True
         return self.folder
 

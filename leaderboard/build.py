@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from benchmark.files import replace_folder
 from leaderboard import html as html_out
 from leaderboard import markdown as md_out
 from leaderboard.reported import PAPER_CSV, load_reported
@@ -98,23 +99,6 @@ def _write_plots(sections: list[Section], stage: Path) -> dict:
     return out
 
 
-def _publish(stage: Path, out: Path) -> None:
-    """Replace ``out`` by ``stage`` with renames (the old folder is removed last)."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", suffix=".tmp", dir=out.parent))
-        old.rmdir()
-        os.replace(out, old)
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build(results_dir: Path, out: Path, reported_csv: Path | None = PAPER_CSV, quiet: bool = False) -> BuildSummary:
     """Build the leaderboard of every result file below ``results_dir`` into ``out``.
 
@@ -141,7 +125,7 @@ def build(results_dir: Path, out: Path, reported_csv: Path | None = PAPER_CSV, q
         (stage / "index.html").write_bytes(page.encode("utf-8"))
         os.chmod(stage, 0o755)
         files = tuple(sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()))
-        _publish(stage, out)
+        replace_folder(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

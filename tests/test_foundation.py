@@ -101,3 +101,16 @@ def test_submission_writer_refuses_incomplete_and_bad_maps(tmp_path, make_benchm
         w.close()
     w.abort()
     assert not (tmp_path / "sub").exists() and not (tmp_path / "sub.partial").exists()
+
+
+def test_replace_folder_swaps_and_leaves_nothing_behind(tmp_path):
+    from benchmark.files import replace_folder
+
+    final, staged = tmp_path / "out", tmp_path / "out.partial"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    staged.mkdir()
+    (staged / "new.txt").write_text("new")
+    replace_folder(staged, final)
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
