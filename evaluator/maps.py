@@ -17,13 +17,14 @@ Accepted formats (higher value = more anomalous):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.files import sha256_bytes
 
 MAP_SUFFIXES = (".npy", ".png", ".tiff")
 MAX_SIDE = 8192
@@ -189,13 +190,13 @@ def load_map(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     with open(path, "rb") as f:
         if path.suffix != ".npy":
             data = f.read()
-            return decode_map(data, path.suffix), hashlib.sha256(data).hexdigest()
+            return decode_map(data, path.suffix), sha256_bytes(data)
         # The header first: an absurd or inconsistent shape is refused before the body is read.
         header = _npy_header(f)
         _check_npy_size(header[0], header[2], header[3], st.st_size)
         f.seek(0)
         data = f.read()
-    return _check_finite(_npy_array(data, *header)), hashlib.sha256(data).hexdigest()
+    return _check_finite(_npy_array(data, *header)), sha256_bytes(data)
 
 
 def read_map(path: str | os.PathLike) -> np.ndarray:
