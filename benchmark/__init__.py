@@ -6,8 +6,9 @@ The public API of this stage is what other stages may import:
   folder (``benchmark.json`` + ADer-format ``meta_*.json`` + masks).
 - :mod:`benchmark.protocol` resizes ground truth and anomaly maps the way the
   benchmark's ``protocol`` block says.
-- :mod:`benchmark.files` holds the small I/O helpers every stage needs
-  (atomic writes, canonical JSON, sha256).
+
+Shared file helpers (atomic writes, canonical JSON, checksums) live in
+:mod:`contract.files`, beside the other names every stage shares.
 """
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.errors import BuildError
-from benchmark.files import sha256_bytes
+from contract.files import sha256_bytes
 from benchmark.masks import render_coco_job
 from benchmark.writer import BuildPlan, SplitPlan, format_counts, write_benchmark
 

@@ -37,7 +37,7 @@ from PIL import Image
 
 from benchmark import manifest as mf
 from benchmark.errors import BuildError
-from benchmark.files import atomic_write_bytes, dumps_json, remove_stale_tmp
+from contract.files import atomic_write_bytes, dumps_json, remove_stale_tmp
 
 SEED = 20240613
 N_TRAIN = 270
@@ -404,7 +404,7 @@ def build_demo(out: Path, workers: int | None = None, quiet: bool = False, echo:
         raise BuildError(f"{out}/benchmark.json: holds the benchmark {existing.get('name')!r}, not {NAME!r}; choose another --out")
     src = out / SOURCE_DIR
     check_links(out, {image_folder(p): src / image_folder(p) for p in ("train", "val")})
-    from benchmark.writer import default_workers
+    from contract.names import default_workers
 
     t0 = time.perf_counter()
     write_source(src, workers=default_workers() if workers is None else max(1, int(workers)), quiet=quiet)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.files import sha256_bytes
+from contract.files import sha256_bytes
+from contract.names import sort_split_ids
 
 MANIFEST = "benchmark.json"
 _REQUIRED_KEYS = ("name", "version", "image_root", "protocol", "splits", "files")
@@ -57,10 +58,6 @@ class Item:
         }
 
 
-def _split_sort_key(sid: str):
-    return (0, int(sid), sid) if sid.isdigit() else (1, 0, sid)
-
-
 class Benchmark:
     """A benchmark folder opened for reading.
 
@@ -76,7 +73,7 @@ class Benchmark:
         self.name: str = manifest["name"]
         self.version: str = str(manifest["version"])
         self.protocol: dict = manifest["protocol"]
-        self.split_ids: list[str] = sorted(manifest["splits"], key=_split_sort_key)
+        self.split_ids: list[str] = sort_split_ids(manifest["splits"])
         self._items: dict[tuple[str, str], list[Item]] = {}
 
     def __repr__(self) -> str:

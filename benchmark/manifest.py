@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmark.errors import BuildError
-from benchmark.files import sha256_of_listing
+from contract.files import sha256_of_listing
 from benchmark.folder import MANIFEST
 from benchmark.protocol import DEFAULT_PROTOCOL
 

@@ -16,7 +16,7 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
-from benchmark.files import atomic_write_bytes, sha256_bytes
+from contract.files import atomic_write_bytes, sha256_bytes
 
 # Fixed encoder settings: part of the "same inputs, same bytes" guarantee.
 PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.errors import BuildError
-from benchmark.files import sha256_of_listing
+from contract.files import sha256_of_listing
 from benchmark.single_split import IMAGE_SUFFIXES, build_single_split, item, mask_relpath, missing_error
 
 NAME = "mvtec-ad"

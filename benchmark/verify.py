@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from benchmark.errors import BuildError
-from benchmark.files import sha256_file, sha256_of_listing
+from contract.files import sha256_file, sha256_of_listing
 from benchmark.folder import MANIFEST
 from benchmark.manifest import owned_by
 

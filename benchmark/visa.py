@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.errors import BuildError
-from benchmark.files import sha256_file
+from contract.files import sha256_file
 from benchmark.single_split import build_single_split, item, mask_relpath, missing_error
 
 NAME = "visa"

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from benchmark import manifest as mf
 from benchmark.errors import BuildError
-from benchmark.files import atomic_write_bytes, atomic_write_json, dumps_json, remove_stale_tmp, sha256_bytes
+from contract.names import default_workers
+from contract.files import atomic_write_bytes, atomic_write_json, dumps_json, remove_stale_tmp, sha256_bytes
 from benchmark.folder import MANIFEST
 
 
@@ -64,10 +65,6 @@ class BuildPlan:
     jobs: list  # mask jobs for ``render``
     render: Callable  # top-level worker: render(out_root: str, job) -> [(relpath, sha256)]
     links: dict[str, Path] = field(default_factory=dict)  # {name in out: source folder}
-
-
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def check_links(out: Path, links: dict[str, Path]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.files import sha256_bytes
+from contract.files import sha256_bytes
 
 MAP_SUFFIXES = (".npy", ".png", ".tiff")
 MAX_SIDE = 8192

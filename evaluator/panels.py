@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from benchmark import Benchmark, Item
-from benchmark.files import atomic_write_bytes, replace_folder
+from contract.files import atomic_write_bytes, replace_folder
 
 CMAP = "jet"
 OVERLAY_ALPHA = 0.5

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.names import METRIC_NAMES
+
 EXACT_MID = np.arange(2, 9) / 10.0
 EXACT_SWEEP = np.arange(101) / 100.0
 ADER_MID = np.arange(0.2, 0.8 + 1e-3, 0.1)
@@ -29,8 +31,7 @@ ADER_MAX = np.arange(0.0, 1.0 + 1e-3, 0.05)
 ADER_EPS = 1e-8
 FPR_LIMIT = 0.3
 
-NAMES = ("I-AUROC", "I-AP", "I-F1max", "AUPRO", "P-AUROC", "P-AP", "P-F1max",
-         "mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
+NAMES = METRIC_NAMES  # the names are the contract's; every number here is computed independently
 
 
 # ------------------------------------------------------------- regions

@@ -3,7 +3,7 @@ split has several), then the mean over splits; percentages with one decimal."""
 
 from __future__ import annotations
 
-from evaluator.score import METRICS_ORDER
+from contract.names import METRIC_NAMES
 
 UNDEFINED = "n/a"
 
@@ -15,18 +15,18 @@ def percent(value: float | None) -> str:
 
 def format_table(result: dict) -> str:
     """The result as a fixed-width text table (one line per row, no trailing spaces)."""
-    header = ["split", *METRICS_ORDER, "images", "anomalous"]
+    header = ["split", *METRIC_NAMES, "images", "anomalous"]
     rows: list[list[str]] = []
     for sid, block in result["splits"].items():
         classes = block.get("classes", {})
         if len(classes) > 1:
             for cls, cb in classes.items():
-                rows.append([f"  {sid}/{cls}", *(percent(cb.get(m)) for m in METRICS_ORDER),
+                rows.append([f"  {sid}/{cls}", *(percent(cb.get(m)) for m in METRIC_NAMES),
                              str(cb.get("n_images", "")), str(cb.get("n_anomalous", ""))])
-        rows.append([sid, *(percent(block.get(m)) for m in METRICS_ORDER),
+        rows.append([sid, *(percent(block.get(m)) for m in METRIC_NAMES),
                      str(block["n_images"]), str(block["n_anomalous"])])
     if len(result["splits"]) > 1:
-        rows.append(["mean", *(percent(result["mean"].get(m)) for m in METRICS_ORDER), "", ""])
+        rows.append(["mean", *(percent(result["mean"].get(m)) for m in METRIC_NAMES), "", ""])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

@@ -30,15 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import Benchmark
-from benchmark.files import atomic_write_json, sha256_file, sha256_of_listing
 from benchmark.protocol import resize_map
+from contract.files import atomic_write_json, sha256_file, sha256_of_listing
+from contract.names import METRIC_NAMES, default_workers
 from evaluator.maps import MapError, load_map
 from evaluator.validate import MAX_PROBLEMS, Checked, Problems, SubmissionError, check_structure
-
-METRICS_ORDER = (
-    "I-AUROC", "I-AP", "I-F1max", "AUPRO", "P-AUROC", "P-AP", "P-F1max",
-    "mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max",
-)  # fmt: skip
 
 
 _ROUNDING = 1e-9
@@ -118,7 +114,7 @@ def prefetch(fn, items, workers: int, window: int):
 
 
 def _io_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return default_workers()
 
 
 def _stream(checked: Checked, pool: int | None, n_panels: int, quiet: bool) -> tuple[list[_Split], dict[str, str], list[str]]:
@@ -204,7 +200,7 @@ def _summarise(st: _Split, profile: str, warnings: list[str], with_sweeps: bool)
     class_sweeps = []
     for cls, acc in st.accs.items():
         res = acc.result(profile)
-        block = {m: _fraction(res.get(m)) for m in METRICS_ORDER}
+        block = {m: _fraction(res.get(m)) for m in METRIC_NAMES}
         block["n_images"] = int(acc.n_images)
         block["n_anomalous"] = int(acc.n_anomalous)
         classes[cls] = block
@@ -213,8 +209,8 @@ def _summarise(st: _Split, profile: str, warnings: list[str], with_sweeps: bool)
             sw = acc.sweep(profile)
             if sw is not None and sw.get("thresholds"):
                 class_sweeps.append(sw)
-    split = {m: mean_defined(c[m] for c in classes.values()) for m in METRICS_ORDER}
-    for m in METRICS_ORDER:
+    split = {m: mean_defined(c[m] for c in classes.values()) for m in METRIC_NAMES}
+    for m in METRIC_NAMES:
         if split[m] is None:
             warnings.append(f"split {st.sid}: {m} is undefined for every class; left out of the mean")
     split["n_images"] = sum(c["n_images"] for c in classes.values())
@@ -299,7 +295,7 @@ def score(
         splits[st.sid], sw = _summarise(st, profile, warnings, sweeps)
         if sw is not None:
             sweep_blocks[st.sid] = sw
-    mean = {m: mean_defined(splits[s][m] for s in splits) for m in METRICS_ORDER}
+    mean = {m: mean_defined(splits[s][m] for s in splits) for m in METRIC_NAMES}
 
     listing = [(rel, digests[rel] if rel in digests else sha256_file(checked.root / rel)) for rel in checked.files]
     result = {

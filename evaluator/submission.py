@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from benchmark import Benchmark
-from benchmark.files import atomic_write_bytes, dumps_json, replace_folder
+from contract.files import atomic_write_bytes, dumps_json, replace_folder
 
 SCHEMA_VERSION = 1
 MAP_DTYPES = {"float16": np.float16, "float32": np.float32}

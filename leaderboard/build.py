@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from benchmark.files import replace_folder
+from contract.files import replace_folder
 from leaderboard import html as html_out
 from leaderboard import markdown as md_out
 from leaderboard.reported import PAPER_CSV, load_reported

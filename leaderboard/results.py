@@ -19,20 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-#: The eleven metrics of a result, in the order of the paper's tables.
-METRICS = (
-    "I-AUROC",
-    "I-AP",
-    "I-F1max",
-    "AUPRO",
-    "P-AUROC",
-    "P-AP",
-    "P-F1max",
-    "mF1_.2_.8",
-    "mAcc_.2_.8",
-    "mIoU_.2_.8",
-    "mIoU-max",
-)
+from contract.names import METRIC_NAMES as METRICS  # the eleven metrics, in the paper's column order
+from contract.names import sort_split_ids  # noqa: F401  (re-exported: results are listed in this order)
 
 #: Curves a result may carry per split for the threshold-sweep plots.
 SWEEP_CURVES = ("F1", "IoU", "recall")
@@ -84,11 +72,6 @@ class Result:
     @property
     def sweeps(self) -> dict:
         return dict(self.data.get("sweeps") or {})
-
-
-def sort_split_ids(ids) -> list[str]:
-    """Split ids in natural order: numbers numerically, then the rest by name."""
-    return sorted(ids, key=lambda s: (0, int(s), "") if str(s).isdigit() else (1, 0, str(s)))
 
 
 def _is_number(v: Any) -> bool:

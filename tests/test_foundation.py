@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark import BenchmarkError, open_benchmark
-from benchmark.files import atomic_write_bytes, sha256_bytes, sha256_of_listing
+from contract.files import atomic_write_bytes, sha256_bytes, sha256_of_listing
 from benchmark.protocol import resize_map, resize_mask
 from evaluator.submission import SubmissionWriter, map_relpath
 
@@ -104,7 +104,7 @@ def test_submission_writer_refuses_incomplete_and_bad_maps(tmp_path, make_benchm
 
 
 def test_replace_folder_swaps_and_leaves_nothing_behind(tmp_path):
-    from benchmark.files import replace_folder
+    from contract.files import replace_folder
 
     final, staged = tmp_path / "out", tmp_path / "out.partial"
     final.mkdir()

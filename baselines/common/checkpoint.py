@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from baselines.common.errors import BaselineError
-from benchmark.files import atomic_open
+from contract.files import atomic_open
 
 FORMAT = 1
 FILENAME = "checkpoint.pt"

@@ -111,7 +111,7 @@ def _cmd_presets(method: str) -> int:
 
 
 def _predict_stamp(run_dir: Path, files: list[Path], submission: Path) -> dict:
-    from benchmark.files import sha256_file
+    from contract.files import sha256_file
 
     return {"submission": str(submission.resolve()), "checkpoints": {str(f.relative_to(run_dir)): sha256_file(f)
                                                                         for f in files}}
@@ -124,7 +124,7 @@ def run_command(method: str, args) -> int:
 
     from baselines.common import engine, predict, runtime
     from benchmark import open_benchmark
-    from benchmark.files import atomic_write_json
+    from contract.files import atomic_write_json
 
     if args.command == "presets":
         return _cmd_presets(method)

@@ -32,7 +32,7 @@ from baselines.common.model import ReconstructionModel, build_model, normalisati
 from baselines.common.presets import Preset
 from baselines.common.runtime import Runtime, all_reduce_mean, barrier, seed_everything
 from benchmark import Benchmark, open_benchmark
-from benchmark.files import atomic_write_json
+from contract.files import atomic_write_json
 
 #: largest in-memory feature cache (bytes) before ``cache_features`` is ignored
 CACHE_LIMIT = 4 << 30

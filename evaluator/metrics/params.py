@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The 11 reported metrics, in the column order of the paper's tables.
-METRIC_NAMES = (
-    "I-AUROC", "I-AP", "I-F1max",
-    "AUPRO",
-    "P-AUROC", "P-AP", "P-F1max",
-    "mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8",
-    "mIoU-max",
-)
-
-#: Scoring profiles: ``exact`` (SPEC §5 definitions) and ``ader`` (the paper's code).
-PROFILES = ("exact", "ader")
+# Metric names and profiles are shared with the other stages: one home, contract.names.
+from contract.names import METRIC_NAMES, PROFILES  # noqa: F401  (re-exported)
 
 #: AUPRO integration limit on the false-positive rate (MVTec AD and ADer).
 AUPRO_FPR_LIMIT = 0.3

@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 import benchmark
 from benchmark import coco_ad, open_benchmark
 from benchmark.build import main
-from benchmark.files import sha256_bytes, sha256_file, sha256_of_listing
+from contract.files import sha256_bytes, sha256_file, sha256_of_listing
 from benchmark.protocol import DEFAULT_PROTOCOL
 
 from .conftest import tree_bytes

@@ -16,11 +16,12 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 import evaluator
 from benchmark import open_benchmark
-from benchmark.files import sha256_file, sha256_of_listing
+from contract.files import sha256_file, sha256_of_listing
 from benchmark.protocol import resize_map
 from evaluator.cli import main
 from evaluator.report import format_table
-from evaluator.score import METRICS_ORDER, default_out
+from contract.names import METRIC_NAMES
+from evaluator.score import default_out
 from evaluator.validate import SubmissionError
 
 from .conftest import tree_snapshot, write_submission
@@ -115,7 +116,7 @@ def test_cli_score_end_to_end_and_rerun_is_byte_identical(valid_sub, bench, benc
     assert result["submission"]["sha256"] == sha256_of_listing([(f, sha256_file(valid_sub / f)) for f in files])
     assert list(result["splits"]) == ["0", "1"] and set(result["splits"]["0"]["classes"]) == {"a", "b"}
     assert result["splits"]["0"]["n_images"] == 12 and result["splits"]["0"]["n_anomalous"] == 6
-    assert set(result["mean"]) == set(METRICS_ORDER)
+    assert set(result["mean"]) == set(METRIC_NAMES)
     assert set(result["sweeps"]) == {"0", "1"} and len(result["sweeps"]["0"]["F1"]) == len(result["sweeps"]["0"]["thresholds"])
 
     # Panels: 2 per split, anomalous first, sorted by img_path, PNG files beside the result.
@@ -248,9 +249,9 @@ def test_result_inside_the_submission_is_refused(valid_sub, bench_dir, capsys):
 
 
 def test_table_shows_percent_with_one_decimal():
-    block = {m: 0.5 for m in METRICS_ORDER} | {"I-AUROC": 0.98765, "AUPRO": None, "n_images": 10, "n_anomalous": 4}
+    block = {m: 0.5 for m in METRIC_NAMES} | {"I-AUROC": 0.98765, "AUPRO": None, "n_images": 10, "n_anomalous": 4}
     result = {"splits": {"0": dict(block, classes={"coco": block}), "1": dict(block, classes={"coco": block})},
-              "mean": {m: block[m] for m in METRICS_ORDER}}
+              "mean": {m: block[m] for m in METRIC_NAMES}}
     lines = format_table(result).splitlines()
     assert lines[0].split()[:3] == ["split", "I-AUROC", "I-AP"]
     assert lines[2].split() == ["0", "98.8", "50.0", "50.0", "n/a", "50.0", "50.0", "50.0", "50.0", "50.0", "50.0", "50.0",
@@ -294,9 +295,3 @@ def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"{out}: cannot write")
 
-
-def test_result_order_is_the_metric_engines():
-    # score.py keeps its own copy so that `validate` does not import Numba; the two must not drift
-    from evaluator.metrics import METRIC_NAMES
-
-    assert METRICS_ORDER == METRIC_NAMES

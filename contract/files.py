@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic writes, canonical JSON, hashing.
+"""File helpers shared by every stage: atomic writes, canonical JSON, SPEC checksums.
 
 Every output of the suite is written through :func:`atomic_write_bytes`, so an
 interrupted run never leaves a half-written file under its final name, and
