@@ -4,11 +4,13 @@ Runs the whole chain on the embedded demo source, each stage through its
 command line only (a child ``python -m …`` process, output streamed)::
 
     benchmark   python -m benchmark.build demo --out W/benchmark
+    for every (module, preset) of BASELINES, e.g. baselines.invad / invad-tiny:
     baseline    python -m baselines.invad run --benchmark W/benchmark --preset invad-tiny
                     --out W/runs/invad-tiny --submission W/submissions/invad-tiny
     validate    python -m evaluator validate W/submissions/invad-tiny --benchmark W/benchmark
     score       python -m evaluator score … --profile exact --panels 2 --out W/results/invad-tiny.exact.json
     score       python -m evaluator score … --profile ader  --panels 2 --out W/results/invad-tiny.ader.json
+    then
     leaderboard python -m leaderboard build --results W/results --out W/leaderboard
 
 A rerun skips every step whose outputs exist and are at least as new as its
@@ -29,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-PRESET = "invad-tiny"
+#: (baseline package, preset) trained and scored by the main job, in this order.
+BASELINES = (
+    ("baselines.invad", "invad-tiny"),
+)
 PANELS = 2
 PROFILES = ("exact", "ader")
 
@@ -63,29 +68,33 @@ class Plan:
 def plan(workdir: Path, quiet: bool = False) -> Plan:
     """The job's steps for ``workdir`` (paths absolute, so children may run anywhere)."""
     w = Path(workdir).resolve()
-    bench, sub, run_dir = w / "benchmark", w / "submissions" / PRESET, w / "runs" / PRESET
-    results_dir, board = w / "results", w / "leaderboard"
-    manifest, sub_json = bench / "benchmark.json", sub / "submission.json"
-    results = {p: results_dir / f"{PRESET}.{p}.json" for p in PROFILES}
+    bench, results_dir, board = w / "benchmark", w / "results", w / "leaderboard"
+    manifest = bench / "benchmark.json"
     q = ("--quiet",) if quiet else ()
-    steps = [
-        Step("build the demo benchmark", ("benchmark.build", "demo", "--out", str(bench), *q), (manifest,)),
-        Step(f"train and predict {PRESET} on every split",
-             ("baselines.invad", "run", "--benchmark", str(bench), "--preset", PRESET, "--out", str(run_dir),
-              "--submission", str(sub), *q),
-             (sub_json,), (manifest,), (sub,)),
-        # validate has no output of its own: it guards the scores, so it runs whenever a score is due.
-        Step("validate the submission", ("evaluator", "validate", str(sub), "--benchmark", str(bench)),
-             tuple(results.values()), (sub_json, manifest), writes=False),
-    ]
-    for p in PROFILES:
-        steps.append(Step(f"score with the {p} profile",
-                          ("evaluator", "score", str(sub), "--benchmark", str(bench), "--profile", p,
-                           "--panels", str(PANELS), "--out", str(results[p]), *q),
-                          (results[p],), (sub_json, manifest)))
+    steps = [Step("build the demo benchmark", ("benchmark.build", "demo", "--out", str(bench), *q), (manifest,))]
+    all_results: list[Path] = []
+    for module, preset in BASELINES:
+        sub, run_dir = w / "submissions" / preset, w / "runs" / preset
+        sub_json = sub / "submission.json"
+        results = {p: results_dir / f"{preset}.{p}.json" for p in PROFILES}
+        all_results += results.values()
+        steps += [
+            Step(f"train and predict {preset} on every split",
+                 (module, "run", "--benchmark", str(bench), "--preset", preset, "--out", str(run_dir),
+                  "--submission", str(sub), *q),
+                 (sub_json,), (manifest,), (sub,)),
+            # validate has no output of its own: it guards the scores, so it runs whenever a score is due.
+            Step(f"validate the {preset} submission", ("evaluator", "validate", str(sub), "--benchmark", str(bench)),
+                 tuple(results.values()), (sub_json, manifest), writes=False),
+        ]
+        for p in PROFILES:
+            steps.append(Step(f"score {preset} with the {p} profile",
+                              ("evaluator", "score", str(sub), "--benchmark", str(bench), "--profile", p,
+                               "--panels", str(PANELS), "--out", str(results[p]), *q),
+                              (results[p],), (sub_json, manifest)))
     steps.append(Step("build the leaderboard",
                       ("leaderboard", "build", "--results", str(results_dir), "--out", str(board), *q),
-                      (board / "index.html",), tuple(results.values())))
+                      (board / "index.html",), tuple(all_results)))
     return Plan(steps=steps, page=board / "index.html")
 
 
@@ -172,8 +181,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m leaderboard.demo",
         description="Run the whole chain on the embedded demo: build the demo benchmark, train and predict "
-                    f"{PRESET} on every split, validate and score it (exact and ader profiles), build the "
-                    "leaderboard. Finished steps are skipped on a rerun.")
+                    f"{', '.join(p for _, p in BASELINES)} on every split, validate and score each "
+                    f"({' and '.join(PROFILES)} profiles), build the leaderboard. Finished steps are skipped "
+                    "on a rerun.")
     parser.add_argument("--workdir", default="runs/demo", metavar="DIR",
                         help="where every output goes (default: runs/demo)")
     parser.add_argument("--quiet", action="store_true", help="only the children's warnings and the final line")

@@ -55,21 +55,38 @@ def cosine_anomaly_map(
     recs: Sequence[torch.Tensor],
     out_size: tuple[int, int],
     sigma: float = 4.0,
+    align_corners: bool = False,
 ) -> torch.Tensor:
-    """(B, H, W) map in [0, 2] of per-position feature dissimilarity; see the module docstring."""
+    """(B, H, W) map in [0, 2] of dissimilarity of the concatenated levels; see the module docstring."""
     size = max((f.shape[-2:] for f in feats), key=lambda s: s[0] * s[1])
     a, b = [], []
     for f, r in zip(feats, recs):
         f = F.normalize(f.float(), dim=1)
         r = F.normalize(r.float(), dim=1)
         if f.shape[-2:] != size:
-            f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
-            r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
+            f = F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
+            r = F.interpolate(r, size=size, mode="bilinear", align_corners=align_corners)
         a.append(f)
         b.append(r)
     d = 1.0 - F.cosine_similarity(torch.cat(a, 1), torch.cat(b, 1), dim=1)  # (B, h, w)
-    d = F.interpolate(d[:, None], size=tuple(out_size), mode="bilinear", align_corners=False)[:, 0]
+    d = F.interpolate(d[:, None], size=tuple(out_size), mode="bilinear", align_corners=align_corners)[:, 0]
     return gaussian_blur(d, sigma)
+
+
+def mean_cosine_anomaly_map(
+    feats: Sequence[torch.Tensor],
+    recs: Sequence[torch.Tensor],
+    out_size: tuple[int, int],
+    sigma: float = 4.0,
+    align_corners: bool = True,
+) -> torch.Tensor:
+    """(B, H, W) mean over levels of the per-level ``1 - cos`` maps at ``out_size``; see the module docstring."""
+    total = None
+    for f, r in zip(feats, recs):
+        d = 1.0 - F.cosine_similarity(f.float(), r.float(), dim=1)  # (B, h, w)
+        d = F.interpolate(d[:, None], size=tuple(out_size), mode="bilinear", align_corners=align_corners)[:, 0]
+        total = d if total is None else total + d
+    return gaussian_blur(total / len(feats), sigma)
 
 
 def feature_mse(feats: Sequence[torch.Tensor], recs: Sequence[torch.Tensor]) -> torch.Tensor:

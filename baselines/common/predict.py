@@ -33,6 +33,7 @@ def method_block(preset: Preset, params: dict) -> dict:
     return {
         "name": preset.display_name,
         "preset": preset.name,
+        "published": preset.published,
         "paper": preset.paper,
         "code": preset.code,
         "backbone": preset.backbone,

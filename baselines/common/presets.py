@@ -68,6 +68,8 @@ class Preset:
     paper: str = ""
     code: str = ""
     description: str = ""
+    #: False for our CPU presets (``<method>-tiny``): the method is published, this configuration is not
+    published: bool = True
 
     @property
     def lr(self) -> float:

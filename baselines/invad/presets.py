@@ -51,6 +51,8 @@ INVAD_TINY = register_preset(INVAD.replace(
     batch_size=8,
     epochs=12,
     cache_features=True,
+    published=False,
+    code="",
     model=dict(latent_ch=32, proj_cap=64, blocks=1, mod_ch=16, loss_weight=1.0, sigma=4.0),
     description="InvAD-tiny (not published): the InvAD method on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4: 40/112/320 ch at 1/8, 1/16, 1/32), 1 styled block per "

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from baselines.common.maps import cosine_anomaly_map, feature_mse, gaussian_blur, gaussian_kernel1d
+from baselines.common.maps import cosine_anomaly_map, feature_mse, gaussian_blur, gaussian_kernel1d, mean_cosine_anomaly_map
 
 
 @pytest.mark.parametrize("shape", [(1, 40, 33), (2, 64, 64), (1, 7, 5)])
@@ -60,6 +60,43 @@ def test_cosine_map_two_levels_is_mean_of_level_cosines_at_common_size():
     ours = cosine_anomaly_map([torch.from_numpy(x) for x in a], [torch.from_numpy(x) for x in b], (4, 4), 0).numpy()
     cos = [(x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)) for x, y in zip(a, b)]
     np.testing.assert_allclose(ours, 1 - (cos[0] + cos[1]) / 2, atol=1e-6)
+
+
+def _bilinear_align_corners(m: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D array with corner pixels aligned, written from the definition."""
+    h, w = m.shape
+    ys = np.linspace(0, h - 1, out[0]) if out[0] > 1 else np.zeros(1)
+    xs = np.linspace(0, w - 1, out[1]) if out[1] > 1 else np.zeros(1)
+    y0 = np.clip(np.floor(ys).astype(int), 0, h - 1)
+    x0 = np.clip(np.floor(xs).astype(int), 0, w - 1)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = m[np.ix_(y0, x0)] * (1 - wx) + m[np.ix_(y0, x1)] * wx
+    bot = m[np.ix_(y1, x0)] * (1 - wx) + m[np.ix_(y1, x1)] * wx
+    return top * (1 - wy) + bot * wy
+
+
+def test_mean_cosine_map_is_ader_per_level_average():
+    # ADer's cal_anomaly_map(uni_am=False, amap_mode="add", gaussian_sigma=4): 1 - cos per level,
+    # each resized (bilinear, align_corners=True) to the image size, averaged, then scipy's Gaussian
+    rng = np.random.default_rng(3)
+    a = [rng.standard_normal((2, c, s, s)) for c, s in ((6, 16), (5, 8), (4, 4))]
+    b = [rng.standard_normal((2, c, s, s)) for c, s in ((6, 16), (5, 8), (4, 4))]
+    ours = mean_cosine_anomaly_map([torch.from_numpy(x) for x in a], [torch.from_numpy(x) for x in b], (32, 32)).numpy()
+    ref = np.zeros((2, 32, 32))
+    for x, y in zip(a, b):
+        cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+        ref += np.stack([_bilinear_align_corners(1 - c, (32, 32)) for c in cos])
+    ref = np.stack([ndimage.gaussian_filter(m / 3, 4.0) for m in ref])
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_cosine_map_align_corners_matches_reference():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((1, 3, 5, 5)), rng.standard_normal((1, 3, 5, 5))
+    ours = cosine_anomaly_map([torch.from_numpy(a)], [torch.from_numpy(b)], (17, 17), 0, align_corners=True).numpy()
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    np.testing.assert_allclose(ours[0], _bilinear_align_corners(1 - cos[0], (17, 17)), atol=1e-6)
 
 
 def test_feature_mse_sums_levels():

@@ -102,7 +102,7 @@ def test_resumes_after_the_last_finished_step(tmp_path):
     lines = []
     assert demo.run_job(steps, first, say=lines.append) == 3
     assert first.names() == ALL[:4]  # stopped at the first score
-    assert lines[-1] == ("demo: step 4/6 'score with the exact profile' failed with exit code 3 "
+    assert lines[-1] == ("demo: step 4/6 'score invad-tiny with the exact profile' failed with exit code 3 "
                          "(its output is above); fix it and rerun to resume")
     second = FakeRunner(tmp_path)
     assert demo.run_job(steps, second, say=lambda s: None) == 0
