@@ -1,6 +1,6 @@
 """Training one model on the normal training images of one benchmark split.
 
-:func:`train_split` is the whole loop: Adam with the preset's settings,
+:func:`train_split` is the whole loop: Adam or AdamW with the preset's settings,
 global-norm gradient clipping, one step LR drop, a fixed seed, a checkpoint
 after every epoch (atomic) and ``resume``; tqdm shows the loss. Under torchrun
 the model is wrapped in DistributedDataParallel and the global batch is
@@ -56,9 +56,31 @@ def is_finished(path: Path) -> bool:
     return path.is_file() and bool(load_checkpoint(path).get("finished"))
 
 
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def parameter_groups(model: ReconstructionModel, weight_decay: float) -> list:
+    """The optimiser's parameters; with a positive ``weight_decay``, ADer's two groups.
+
+    ADer's ``optim.get_optim`` (``add_weight_decay``) exempts biases and every
+    1-D parameter (norm weights) from weight decay: group 0 those at 0, group
+    1 the rest at ``weight_decay``. Without weight decay: one plain group.
+    """
+    if weight_decay <= 0:
+        return model.trainable_parameters()
+    no_decay, decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
 def make_optimizer(preset: Preset, model: ReconstructionModel):
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=tuple(preset.betas),
-                           weight_decay=preset.weight_decay)
+    if preset.optimizer not in _OPTIMIZERS:
+        raise BaselineError(f"preset {preset.name!r}: unknown optimizer {preset.optimizer!r} "
+                            f"(known: {', '.join(sorted(_OPTIMIZERS))})")
+    opt = _OPTIMIZERS[preset.optimizer](parameter_groups(model, preset.weight_decay), lr=preset.lr,
+                                        betas=tuple(preset.betas), weight_decay=preset.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
     return opt, sched
 
@@ -163,6 +185,10 @@ def train_split(
     per_rank_batch = preset.batch_size // rt.world_size
     sampler = DistributedSampler(dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
                                  seed=preset.seed, drop_last=False)
+    if preset.drop_last and len(sampler) < per_rank_batch:
+        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer "
+                            f"than one batch of {preset.batch_size} (the preset drops incomplete batches); "
+                            "pass a smaller --batch-size")
     if workers is None:
         workers = 0 if rt.device.type == "cpu" else 4
     cache = None
@@ -174,7 +200,8 @@ def train_split(
 
     epochs = preset.epochs
     last_epoch = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
-    steps_per_epoch = math.ceil(len(sampler) / per_rank_batch)
+    steps_per_epoch = (len(sampler) // per_rank_batch if preset.drop_last
+                       else math.ceil(len(sampler) / per_rank_batch))
     counts = model.param_counts()
     bar = tqdm(total=(last_epoch - start_epoch) * steps_per_epoch, disable=quiet or not rt.is_main,
                desc=f"{preset.name} split {split}", unit="step", dynamic_ncols=True)
@@ -184,16 +211,24 @@ def train_split(
             sampler.set_epoch(epoch)
             order = list(sampler)
             batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
+            dropped = []
+            if preset.drop_last and len(batches[-1]) < per_rank_batch:
+                dropped = [batches.pop()]
             t0 = time.perf_counter()
             loss_sum, n_seen = 0.0, 0
             from_cache = cache is not None and cache.has(order)
             if from_cache:
                 source = ((None, idx) for idx in batches)
             else:
-                loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                                    pin_memory=rt.device.type == "cuda", persistent_workers=False)
+                # a dropped batch is still read once when caching, so that later epochs find every image
+                loader = DataLoader(dataset, batch_sampler=batches + (dropped if cache is not None else []),
+                                    num_workers=workers, pin_memory=rt.device.type == "cuda",
+                                    persistent_workers=False)
                 source = ((x, idx.tolist()) for x, idx in loader)
             for x, idx in source:
+                if dropped and len(idx) < per_rank_batch:
+                    cache.put(idx, model.encode(x.to(rt.device, non_blocking=True)))
+                    continue
                 if x is None:
                     feats = cache.get(idx, rt.device)
                     _, recs = net(feats=feats)

@@ -39,10 +39,19 @@ class ReconstructionModel(nn.Module):
     def reconstruct(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features the method reconstructs (what the feature cache keeps): the encoder's levels.
+
+        A method whose targets are a fixed transform of the frozen levels
+        (UniAD: all levels resized and concatenated) overrides this, so the
+        cache holds the transformed features.
+        """
+        return self.encoder(x)
+
     def forward(self, x: torch.Tensor | None = None, feats: list[torch.Tensor] | None = None):
         """(features, reconstructions); pass ``feats`` to skip the encoder (cached features)."""
         if feats is None:
-            feats = self.encoder(x)
+            feats = self.encode(x)
         return feats, self.reconstruct(feats)
 
     def loss(self, feats: Sequence[torch.Tensor], recs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -52,6 +61,16 @@ class ReconstructionModel(nn.Module):
     def anomaly_map(self, feats, recs, out_size: tuple[int, int]) -> torch.Tensor:
         """(B, H, W) float32 anomaly maps at ``out_size``; higher = more anomalous."""
         return cosine_anomaly_map(feats, recs, out_size, self.sigma)
+
+    @torch.no_grad()
+    def image_scores(self, maps: torch.Tensor) -> torch.Tensor | None:
+        """(B,) image scores of the (B, H, W) maps of :meth:`anomaly_map`, or ``None``.
+
+        ``None`` (the default) writes no ``scores.csv``: the evaluator scores
+        an image by its map's maximum (SPEC §4). A method whose published
+        image score is something else returns it here.
+        """
+        return None
 
     def train(self, mode: bool = True) -> "ReconstructionModel":
         super().train(mode)

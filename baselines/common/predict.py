@@ -2,10 +2,12 @@
 
 Maps go through :class:`evaluator.submission.SubmissionWriter`: float16
 ``.npy`` at the benchmark's evaluation size (resized with the protocol's
-Pillow bilinear filter when the model's input size differs). No
-``scores.csv``: the image score is the map's maximum, as the published
-evaluation of InvAD uses. ``submission.json``'s method block comes from the
-checkpoint's preset.
+Pillow bilinear filter when the model's input size differs). Image scores:
+the model's own (:meth:`ReconstructionModel.image_scores`, computed on the
+float32 map at the model's input size) go into ``scores.csv``; a model
+without them (InvAD) writes none, and the evaluator takes the map's maximum,
+as the published evaluation of InvAD does. ``submission.json``'s method block
+comes from the checkpoint's preset.
 """
 
 from __future__ import annotations
@@ -76,11 +78,13 @@ def predict_split(model: ReconstructionModel, preset: Preset, bench: Benchmark, 
     with tqdm(total=len(data), disable=quiet, desc=f"predict split {split}", unit="img", dynamic_ncols=True) as bar:
         for x, idx in loader:
             feats, recs = model(x.to(device, non_blocking=True))
-            maps = model.anomaly_map(feats, recs, size).float().cpu().numpy()
-            for amap, i in zip(maps, idx.tolist()):
+            maps = model.anomaly_map(feats, recs, size).float()
+            scores = model.image_scores(maps)
+            scores = [None] * len(maps) if scores is None else scores.double().cpu().tolist()
+            for amap, score, i in zip(maps.cpu().numpy(), scores, idx.tolist()):
                 if amap.shape != eval_size:
                     amap = resize_map(amap, eval_size, bench.protocol)
-                writer.add(split, data.items[i].img_path, np.ascontiguousarray(amap))
+                writer.add(split, data.items[i].img_path, np.ascontiguousarray(amap), score=score)
             bar.update(len(idx))
     return len(data)
 

