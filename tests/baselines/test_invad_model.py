@@ -8,6 +8,7 @@ from baselines.common.encoder import create_encoder
 from baselines.common.model import build_model
 from baselines.common.presets import get_preset
 from baselines.invad.model import InvAD, ModulatedConv, StyledBlock
+from tests.baselines.checks import assert_frozen_encoder, losses_on_a_fixed_batch
 
 
 @pytest.fixture(scope="module")
@@ -63,35 +64,13 @@ def test_styled_block_residual_scaling():
 
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_statistics(tiny):
-    tiny.train()
-    bn_before = {k: v.clone() for k, v in tiny.encoder.state_dict().items()}
-    feats, recs = tiny(torch.randn(2, 3, 64, 64))
-    tiny.zero_grad(set_to_none=True)
-    tiny.loss(feats, recs).backward()
-    assert all(p.grad is None for p in tiny.encoder.parameters())
-    assert all(p.grad is not None for p in tiny.trainable_parameters())
-    assert all(torch.equal(bn_before[k], v) for k, v in tiny.encoder.state_dict().items())
-    assert tiny.training and not tiny.encoder.training
-    counts = tiny.param_counts()
-    assert counts["trainable"] == sum(p.numel() for n, p in tiny.named_parameters() if not n.startswith("encoder."))
+    assert_frozen_encoder(tiny, torch.randn(2, 3, 64, 64))
 
 
 def test_loss_falls_on_a_fixed_batch():
     torch.manual_seed(0)
     preset = get_preset("invad-tiny").replace(image_size=64)
-    model = build_model(preset)
-    model.train()
-    x = torch.randn(4, 3, 64, 64)
-    feats = model.encoder(x)
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=preset.betas)
-    losses = []
-    for _ in range(8):
-        _, recs = model(feats=feats)
-        loss = model.loss(feats, recs)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_batch(build_model(preset), preset, torch.randn(4, 3, 64, 64), steps=8)
     assert losses[-1] < 0.8 * losses[0], losses
 
 
