@@ -56,9 +56,29 @@ def is_finished(path: Path) -> bool:
     return path.is_file() and bool(load_checkpoint(path).get("finished"))
 
 
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def parameter_groups(preset: Preset, model: ReconstructionModel):
+    """The trainable parameters, split as ADer's ``get_optim`` does under ``decay_matrices_only``.
+
+    Groups: vectors (one dimension) and ``*.bias`` tensors without weight
+    decay, then every other tensor with ``preset.weight_decay``.
+    """
+    if not (preset.decay_matrices_only and preset.weight_decay):
+        return model.trainable_parameters()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    plain = [p for n, p in named if p.ndim <= 1 or n.endswith(".bias")]
+    decayed = [p for n, p in named if not (p.ndim <= 1 or n.endswith(".bias"))]
+    return [{"params": plain, "weight_decay": 0.0}, {"params": decayed, "weight_decay": preset.weight_decay}]
+
+
 def make_optimizer(preset: Preset, model: ReconstructionModel):
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=tuple(preset.betas),
-                           weight_decay=preset.weight_decay)
+    if preset.optimizer not in _OPTIMIZERS:
+        raise BaselineError(f"preset {preset.name!r}: unknown optimizer {preset.optimizer!r} "
+                            f"(known: {', '.join(sorted(_OPTIMIZERS))})")
+    opt = _OPTIMIZERS[preset.optimizer](parameter_groups(preset, model), lr=preset.lr, betas=tuple(preset.betas),
+                                        eps=preset.eps, weight_decay=preset.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
     return opt, sched
 
@@ -141,6 +161,10 @@ def train_split(
     dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
     if len(dataset) == 0:
         raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
+    if preset.drop_last and len(dataset) < preset.batch_size:
+        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer than "
+                            f"one batch of {preset.batch_size} (the preset drops incomplete batches); "
+                            "pass a smaller --batch-size")
     opt, sched = make_optimizer(preset, model)
     history: list[dict] = []
     start_epoch = 0
@@ -174,7 +198,8 @@ def train_split(
 
     epochs = preset.epochs
     last_epoch = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
-    steps_per_epoch = math.ceil(len(sampler) / per_rank_batch)
+    steps_per_epoch = (len(sampler) // per_rank_batch if preset.drop_last
+                       else math.ceil(len(sampler) / per_rank_batch))
     counts = model.param_counts()
     bar = tqdm(total=(last_epoch - start_epoch) * steps_per_epoch, disable=quiet or not rt.is_main,
                desc=f"{preset.name} split {split}", unit="step", dynamic_ncols=True)
@@ -184,16 +209,24 @@ def train_split(
             sampler.set_epoch(epoch)
             order = list(sampler)
             batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
+            dropped = []
+            if preset.drop_last:
+                batches, dropped = batches[:steps_per_epoch], batches[steps_per_epoch:]
             t0 = time.perf_counter()
             loss_sum, n_seen = 0.0, 0
-            from_cache = cache is not None and cache.has(order)
+            from_cache = cache is not None and cache.has([i for b in batches for i in b])
+            # the images an epoch drops still have their features cached (no step), so the next epoch reads none
+            cache_only = dropped if cache is not None and not from_cache else []
             if from_cache:
                 source = ((None, idx) for idx in batches)
             else:
-                loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                loader = DataLoader(dataset, batch_sampler=batches + cache_only, num_workers=workers,
                                     pin_memory=rt.device.type == "cuda", persistent_workers=False)
                 source = ((x, idx.tolist()) for x, idx in loader)
-            for x, idx in source:
+            for step, (x, idx) in enumerate(source):
+                if step >= len(batches):
+                    cache.put(idx, model.encoder(x.to(rt.device, non_blocking=True)))
+                    continue
                 if x is None:
                     feats = cache.get(idx, rt.device)
                     _, recs = net(feats=feats)

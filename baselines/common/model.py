@@ -80,7 +80,8 @@ def build_model(preset: Preset, weights: str | None = None) -> ReconstructionMod
     """The model of ``preset``, its encoder loaded from ``weights`` (default: the preset's)."""
     if preset.method not in _METHODS:
         raise BaselineError(f"preset {preset.name!r}: method {preset.method!r} is not registered")
-    encoder = create_encoder(preset.backbone, preset.out_indices, preset.weights if weights is None else weights)
+    encoder = create_encoder(preset.backbone, preset.out_indices, preset.weights if weights is None else weights,
+                             model_kwargs=preset.encoder_kwargs)
     return _METHODS[preset.method](preset, encoder)
 
 

@@ -8,6 +8,7 @@ from baselines.common.encoder import create_encoder
 from baselines.common.model import build_model
 from baselines.common.presets import get_preset
 from baselines.invad.model import InvAD, ModulatedConv, StyledBlock
+from tests.baselines.conftest import assert_frozen_encoder
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +64,7 @@ def test_styled_block_residual_scaling():
 
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_statistics(tiny):
-    tiny.train()
-    bn_before = {k: v.clone() for k, v in tiny.encoder.state_dict().items()}
-    feats, recs = tiny(torch.randn(2, 3, 64, 64))
-    tiny.zero_grad(set_to_none=True)
-    tiny.loss(feats, recs).backward()
-    assert all(p.grad is None for p in tiny.encoder.parameters())
-    assert all(p.grad is not None for p in tiny.trainable_parameters())
-    assert all(torch.equal(bn_before[k], v) for k, v in tiny.encoder.state_dict().items())
-    assert tiny.training and not tiny.encoder.training
+    assert_frozen_encoder(tiny, torch.randn(2, 3, 64, 64))
     counts = tiny.param_counts()
     assert counts["trainable"] == sum(p.numel() for n, p in tiny.named_parameters() if not n.startswith("encoder."))
 
