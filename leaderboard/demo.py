@@ -34,6 +34,7 @@ from typing import Callable
 #: (baseline package, preset) trained and scored by the main job, in this order.
 BASELINES = (
     ("baselines.invad", "invad-tiny"),
+    ("baselines.vitad", "vitad-tiny"),
 )
 PANELS = 2
 PROFILES = ("exact", "ader")
