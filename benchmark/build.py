@@ -6,7 +6,8 @@ Subcommands::
     demo    [--out DIR] [--workers N] [--quiet]
     mvtec   --root DIR [--out DIR] [--workers N] [--quiet]
     visa    --root DIR [--out DIR] [--workers N] [--quiet]
-    verify  DIR
+    gt      DIR [--workers N] [--quiet]
+    verify  DIR [--workers N] [--quiet]
 
 Exit codes: 0 success; 1 ``verify`` found a changed or missing file; 2 bad
 input (one line on stderr, nothing written).
@@ -30,7 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmark.build", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{coco-ad,demo,mvtec,visa,verify}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{coco-ad,demo,mvtec,visa,gt,verify}")
 
     p = sub.add_parser("coco-ad", help="COCO-AD from COCO 2017 (or any COCO-format source)")
     p.add_argument("--coco-root", type=Path, required=True, help="folder with annotations/, train2017/, val2017/")
@@ -48,8 +49,15 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=None, help="benchmark folder (default: the root)")
         _common(p)
 
-    p = sub.add_parser("verify", help="re-hash every file listed in DIR/benchmark.json")
-    p.add_argument("dir", type=Path)
+    p = sub.add_parser("gt", help="add the evaluation-size ground truth (the scorer's fast path) to a "
+                                  "benchmark folder built without it")
+    p.add_argument("dir", type=Path, metavar="DIR", help="benchmark folder (holds benchmark.json)")
+    _common(p)
+
+    p = sub.add_parser("verify", help="re-hash every file listed in DIR/benchmark.json and recompute the "
+                                      "evaluation-size ground truth")
+    p.add_argument("dir", type=Path, metavar="DIR", help="benchmark folder (holds benchmark.json)")
+    _common(p)
     return ap
 
 
@@ -70,10 +78,21 @@ def run(args: argparse.Namespace) -> int:
         from benchmark.visa import build_visa
 
         build_visa(args.root, args.out, workers=args.workers, quiet=args.quiet)
+    elif args.cmd == "gt":
+        from benchmark import BenchmarkError
+        from benchmark.eval_gt import add_to_folder
+        from contract.names import default_workers
+
+        try:
+            written = add_to_folder(args.dir, default_workers() if args.workers is None else max(1, args.workers),
+                                    args.quiet)
+        except BenchmarkError as e:
+            raise BuildError(str(e)) from None
+        print(f"{args.dir}: wrote {', '.join(written)} and updated benchmark.json")
     elif args.cmd == "verify":
         from benchmark.verify import verify_folder
 
-        n, problems = verify_folder(args.dir)
+        n, problems = verify_folder(args.dir, args.workers, args.quiet)
         for line in problems:
             print(f"{args.dir}: {line}")
         if problems:

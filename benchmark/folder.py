@@ -2,23 +2,43 @@
 
 This is the one place that knows the folder layout; the evaluator and the
 baselines read benchmarks only through :func:`open_benchmark`.
+
+A benchmark folder may come from anyone, so ``benchmark.json`` is checked
+before use (types, sizes, relative paths inside the folder), and every
+ground-truth input — meta files, masks, evaluation-size ground truth — is
+read only through its sha256 in ``benchmark.json``'s ``files``: a file that is
+changed, missing or not listed is refused with one line that suggests
+``python -m benchmark.build verify``.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from contract.files import sha256_bytes
+from contract.files import loads_json_strict, sha256_bytes
 from contract.names import sort_split_ids
 
 MANIFEST = "benchmark.json"
 _REQUIRED_KEYS = ("name", "version", "image_root", "protocol", "splits", "files")
 _SPLIT_KEYS = ("meta", "mask_dir", "counts")
+#: Mask modes of ``benchmark.json``'s ``"masks"`` (absent: pycocotools).
+MASK_MODES = ("pycocotools", "ader")
+#: Largest side of the evaluation size a benchmark may ask for.
+MAX_EVAL_SIDE = 2048
+#: Largest ``benchmark.json`` / meta file / mask file / evaluation-size ground truth read (bytes).
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_META_BYTES = 1 << 30
+MAX_MASK_BYTES = 64 << 20
+MAX_EVAL_GT_BYTES = 4 << 30
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_VERIFY = "check the folder with python -m benchmark.build verify"
 
 
 class BenchmarkError(Exception):
@@ -74,6 +94,7 @@ class Benchmark:
         self.version: str = str(manifest["version"])
         self.protocol: dict = manifest["protocol"]
         self.split_ids: list[str] = sort_split_ids(manifest["splits"])
+        self.files: dict[str, str] = manifest["files"]
         self._items: dict[tuple[str, str], list[Item]] = {}
 
     def __repr__(self) -> str:
@@ -118,23 +139,65 @@ class Benchmark:
     def mask_file(self, item: Item) -> Path | None:
         return (self.root / item.mask_path) if item.mask_path else None
 
+    def read_listed(self, rel: str, limit: int) -> bytes:
+        """The bytes of the listed file ``rel`` (relative to the folder), certified by its
+        sha256 in ``files``; BenchmarkError (one line) if it is not listed, missing, a
+        link or not a regular file, larger than ``limit`` bytes, or changed."""
+        path = self.root / rel
+        want = self.files.get(rel)
+        if want is None:
+            raise BenchmarkError(f"{path}: not listed in {self.root / MANIFEST} 'files', so it cannot be "
+                                 f"certified; rebuild the benchmark or {_VERIFY}")
+        data = _read_regular(path, limit, "rebuild the benchmark")
+        if sha256_bytes(data) != want:
+            raise BenchmarkError(f"{path}: does not match its sha256 in {self.root / MANIFEST} "
+                                 f"(changed or corrupted); {_VERIFY}")
+        return data
+
+    def mask_bytes(self, item: Item) -> bytes | None:
+        """The certified bytes of an item's mask file (see :meth:`read_listed`); None without one."""
+        return self.read_listed(item.mask_path, MAX_MASK_BYTES) if item.mask_path else None
+
     def gt_mask(self, item: Item) -> np.ndarray:
         """Ground truth at the protocol's evaluation size, as a bool array (H, W).
 
         Normal images (and anomalous ones without a mask file) are all False.
+        The mask file is certified by its sha256 first.
         """
-        from benchmark.protocol import load_gt_mask  # local: keeps PIL off the import path
+        from benchmark.protocol import decode_gt_mask  # local: keeps PIL off the import path
 
-        return load_gt_mask(self.mask_file(item), self.eval_size, self.protocol)
+        data = self.mask_bytes(item)
+        if data is None:
+            return np.zeros(self.eval_size, dtype=bool)
+        try:
+            return decode_gt_mask(data, self.eval_size, self.protocol)
+        except ValueError as e:
+            raise BenchmarkError(f"{self.mask_file(item)}: {e}; {_VERIFY}") from None
+
+    def eval_gt(self, sid: str):
+        """The split's evaluation-size ground truth (:class:`benchmark.eval_gt.EvalGT`),
+        certified by its sha256; ``None`` for a folder built without it."""
+        from benchmark import eval_gt
+
+        rel = self.split(sid).get("eval_gt")
+        if rel is None:
+            return None
+        masked = [it.img_path for it in self.items(sid, "test") if it.mask_path]
+        data = self.read_listed(rel, MAX_EVAL_GT_BYTES)
+        try:
+            packed = eval_gt.decode(data, len(masked), self.eval_size)
+        except ValueError as e:
+            raise BenchmarkError(f"{self.root / rel}: {e}; rebuild it with python -m benchmark.build gt "
+                                 f"{self.root}") from None
+        return eval_gt.EvalGT(packed, {p: i for i, p in enumerate(masked)}, self.eval_size)
 
     def _load_meta(self, sid: str) -> None:
         path = self.meta_path(sid)
+        data = self.read_listed(self.split(sid)["meta"], MAX_META_BYTES)
         try:
-            meta = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise BenchmarkError(f"{path}: meta file missing; rebuild the benchmark") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BenchmarkError(f"{path}: not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
+            meta = loads_json_strict(data)
+        except ValueError as e:
+            raise BenchmarkError(f"{path}: not valid JSON ({e})") from None
         for part in ("train", "test"):
             block = meta.get(part, {}) if isinstance(meta, dict) else None
             if not isinstance(block, dict):
@@ -148,28 +211,89 @@ class Benchmark:
             self._items[(sid, part)] = out
 
 
+def _read_regular(path: Path, limit: int, fix: str) -> bytes:
+    """A regular file's bytes, opened without following a link; BenchmarkError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise BenchmarkError(f"{path}: missing; {fix}") from None
+    except OSError as e:
+        raise BenchmarkError(f"{path}: cannot read ({e.strerror}); a benchmark holds regular files, not links") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise BenchmarkError(f"{path}: not a regular file; {fix}")
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > limit:
+            raise BenchmarkError(f"{path}: {st.st_size} bytes, more than the {limit} this file may have")
+        return f.read(limit + 1)
+
+
+def _inside(rel) -> bool:
+    """A relative POSIX path that stays inside the folder."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        return False
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts
+
+
+def _check_manifest(mpath: Path, manifest) -> None:
+    """BenchmarkError (one line) unless ``benchmark.json`` has the shape SPEC §3 gives it."""
+    if not isinstance(manifest, dict):
+        raise BenchmarkError(f"{mpath}: must be a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise BenchmarkError(f"{mpath}: missing key(s) {', '.join(missing)}")
+
+    def bad(what: str):
+        raise BenchmarkError(f"{mpath}: {what}; rebuild the benchmark or {_VERIFY}")
+
+    if not isinstance(manifest["name"], str) or not isinstance(manifest["version"], (str, int)) \
+            or isinstance(manifest["version"], bool):
+        bad("'name' must be a string and 'version' a string")
+    if not (manifest["image_root"] == "." or _inside(manifest["image_root"])):
+        bad("'image_root' must be a relative path inside the folder")
+    protocol = manifest["protocol"]
+    if not isinstance(protocol, dict):
+        bad("'protocol' must be an object")
+    size = protocol.get("eval_size")
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_EVAL_SIDE for x in size)):
+        bad(f"protocol 'eval_size' must be [height, width], each an integer from 1 to {MAX_EVAL_SIDE}")
+    for key in ("mask_resize", "map_resize"):
+        if key in protocol and not isinstance(protocol[key], str):
+            bad(f"protocol '{key}' must be a string")
+    threshold = protocol.get("mask_threshold", 127)
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 255:
+        bad("protocol 'mask_threshold' must be an integer from 0 to 255")
+    if manifest.get("masks", MASK_MODES[0]) not in MASK_MODES:
+        bad(f"'masks' must be one of {', '.join(MASK_MODES)}")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(_inside(k) and isinstance(v, str) and _SHA256.match(v)
+                                              for k, v in files.items()):
+        bad("'files' must map relative paths inside the folder to sha256 digests")
+    splits = manifest["splits"]
+    if not isinstance(splits, dict) or not splits:
+        raise BenchmarkError(f"{mpath}: 'splits' must be a non-empty object")
+    for sid, entry in splits.items():
+        if not isinstance(entry, dict) or any(k not in entry for k in _SPLIT_KEYS):
+            raise BenchmarkError(f"{mpath}: split {sid!r} lacks one of {', '.join(_SPLIT_KEYS)}")
+        if not _inside(entry["meta"]) or not _inside(entry["mask_dir"]) or not isinstance(entry["counts"], dict):
+            bad(f"split {sid!r}: 'meta' and 'mask_dir' must be relative paths inside the folder")
+        if "eval_gt" in entry and not _inside(entry["eval_gt"]):
+            bad(f"split {sid!r}: 'eval_gt' must be a relative path inside the folder")
+
+
 def open_benchmark(root: str | Path) -> Benchmark:
     """Open a benchmark folder; raises :class:`BenchmarkError` with a one-line message."""
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"{root}: not a folder (expected a benchmark folder with {MANIFEST})")
     mpath = root / MANIFEST
+    data = _read_regular(mpath, MAX_MANIFEST_BYTES, "build the benchmark first (python -m benchmark.build)")
     try:
-        data = mpath.read_bytes()
-    except FileNotFoundError:
-        raise BenchmarkError(f"{mpath}: missing; build the benchmark first (python -m benchmark.build)") from None
-    try:
-        manifest = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        manifest = loads_json_strict(data)
+    except ValueError as e:
         raise BenchmarkError(f"{mpath}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BenchmarkError(f"{mpath}: must be a JSON object")
-    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise BenchmarkError(f"{mpath}: missing key(s) {', '.join(missing)}")
-    if not isinstance(manifest["splits"], dict) or not manifest["splits"]:
-        raise BenchmarkError(f"{mpath}: 'splits' must be a non-empty object")
-    for sid, entry in manifest["splits"].items():
-        if not isinstance(entry, dict) or any(k not in entry for k in _SPLIT_KEYS):
-            raise BenchmarkError(f"{mpath}: split {sid!r} lacks one of {', '.join(_SPLIT_KEYS)}")
+    _check_manifest(mpath, manifest)
     return Benchmark(root, manifest, data)

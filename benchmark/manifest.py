@@ -107,8 +107,10 @@ def check_can_merge(existing: dict | None, out: Path, name: str, source: dict, s
 
 
 def owned_by(path: str, entry: dict) -> bool:
-    """Whether ``files`` path ``path`` belongs to split ``entry`` (its meta or mask folder)."""
-    return path == entry.get("meta") or path.startswith(str(entry.get("mask_dir", "")).rstrip("/") + "/")
+    """Whether ``files`` path ``path`` belongs to split ``entry`` (its meta, mask folder or
+    evaluation-size ground truth)."""
+    return (path == entry.get("meta") or path == entry.get("eval_gt")
+            or path.startswith(str(entry.get("mask_dir", "")).rstrip("/") + "/"))
 
 
 def assemble(

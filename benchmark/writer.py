@@ -2,7 +2,8 @@
 
 Order of work, chosen so that an interrupted build can simply be rerun:
 checks first (nothing written on bad input), then image links, masks (in
-parallel, each written atomically as soon as it is rendered), meta files, and
+parallel, each written atomically as soon as it is rendered), meta files, the
+evaluation-size ground truth of each split (:mod:`benchmark.eval_gt`), and
 ``benchmark.json`` last. Leftovers of an interrupted run (temporary files,
 masks no longer listed) are removed, so a rerun leaves exactly what a clean
 build would.
@@ -22,6 +23,8 @@ from tqdm import tqdm
 
 from benchmark import manifest as mf
 from benchmark.errors import BuildError
+from benchmark.eval_gt import write_split as write_eval_gt
+from benchmark.protocol import DEFAULT_PROTOCOL
 from contract.names import default_workers
 from contract.files import atomic_write_bytes, atomic_write_json, dumps_json, remove_stale_tmp, sha256_bytes
 from benchmark.folder import MANIFEST
@@ -182,10 +185,15 @@ def write_benchmark(out: Path, plan: BuildPlan, workers: int | None = None, quie
         atomic_write_bytes(out / s.meta, meta_bytes)
         files = {p: mask_hashes[p] for p in expected}
         files[s.meta] = sha256_bytes(meta_bytes)
+        # The evaluator's fast path: the test masks at the evaluation size (benchmark.eval_gt).
+        gt_rel, gt_sha = write_eval_gt(out, s.meta, [(it["img_path"], it["mask_path"]) for it in s.test],
+                                       files, DEFAULT_PROTOCOL, workers, quiet)
+        files[gt_rel] = gt_sha
         new_files.update(files)
         new_splits[s.sid] = mf.split_entry(
             s.meta, s.mask_dir, s.normal_classes, s.anomaly_classes, s.counts, files
         )
+        new_splits[s.sid]["eval_gt"] = gt_rel
     manifest = mf.assemble(existing, merge, plan.name, plan.source, new_splits, new_files)
     atomic_write_json(out / MANIFEST, manifest)
     return manifest

@@ -124,3 +124,32 @@ def remove_stale_tmp(folder: str | os.PathLike) -> int:
             p.unlink()
             n += 1
     return n
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows; numbers must be finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"number {shown} is out of range; numbers must be finite")
+    return value
+
+
+def loads_json_strict(data: bytes) -> Any:
+    """``json.loads`` for untrusted files: ValueError whose message is the reason in a few
+    words (the caller names the file) for bad UTF-8 or JSON, NaN / Infinity or out-of-range
+    numbers, integers over Python's 4300 digits, or nesting too deep (``RecursionError``)."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as e:  # the checks above, Python's limit on integer digits
+        text = " ".join(str(e).split())
+        raise ValueError(text if len(text) <= 120 else text[:117] + "...") from None
