@@ -192,6 +192,11 @@ AUTO_REFERENCE_PIXELS = 2**27
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--coco-split" in argv:  # the end-to-end case: its own options
+        from evaluator.bench_coco import main as coco_main
+
+        return coco_main(argv)
     args = build_parser().parse_args(argv)
     if args.n_images < 1 or args.size < 2:
         print("bench: --n-images must be >= 1 and --size >= 2", file=sys.stderr)

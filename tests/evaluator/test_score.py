@@ -109,8 +109,11 @@ def test_cli_score_end_to_end_and_rerun_is_byte_identical(valid_sub, bench, benc
 
     # The fixed parts of the format.
     assert result["evaluator"] == {"version": evaluator.__version__, "profile": "exact", "pool": None,
+                                   "aupro_steps": None, "ground_truth": "masks",
                                    "versions": result["evaluator"]["versions"]}
-    assert result["benchmark"] == {"name": "tiny-ad", "version": "1", "sha256": bench.sha256}
+    assert result["benchmark"] == {"name": "tiny-ad", "version": "1", "sha256": bench.sha256,
+                                   "split_ids": ["0", "1"], "masks": "pycocotools"}
+    assert result["complete"] is True
     assert result["submission"]["name"] == "noise" and result["submission"]["method"] == {"name": "Noise", "paper": "none"}
     files = sorted(str(p.relative_to(valid_sub)) for p in valid_sub.rglob("*") if p.is_file())
     assert result["submission"]["sha256"] == sha256_of_listing([(f, sha256_file(valid_sub / f)) for f in files])
@@ -268,8 +271,8 @@ def test_maps_are_streamed_with_bounded_read_ahead(valid_sub, bench_dir, monkeyp
     score_module = sys.modules["evaluator.score"]
     alive, most = set(), [0]
 
-    def tracking_load_map(path):
-        arr, digest = evaluator.maps.load_map(path)
+    def tracking_load_map(path, *args, **kwargs):
+        arr, digest = evaluator.maps.load_map(path, *args, **kwargs)
         key = id(arr)
         alive.add(key)
         weakref.finalize(arr, alive.discard, key)
