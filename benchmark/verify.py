@@ -9,11 +9,10 @@ hand is caught too. A split's evaluation-size ground truth
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from benchmark.errors import BuildError
-from contract.files import sha256_file, sha256_of_listing
+from contract.files import loads_json_strict, sha256_file, sha256_of_listing
 from benchmark.folder import MANIFEST
 from benchmark.manifest import owned_by
 
@@ -23,12 +22,11 @@ def verify_folder(root: Path, workers: int | None = None, quiet: bool = True) ->
     root = Path(root)
     path = root / MANIFEST
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = loads_json_strict(path.read_bytes())
     except FileNotFoundError:
         raise BuildError(f"{path}: missing; is {root} a benchmark folder? (build one with python -m benchmark.build)") from None
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, over-long numbers, deep nesting
-        raise BuildError(f"{path}: not valid JSON ({' '.join(str(e).split())[:200] or type(e).__name__}); "
-                         "rebuild the benchmark") from None
+    except ValueError as e:
+        raise BuildError(f"{path}: not valid JSON ({e}); rebuild the benchmark") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
         raise BuildError(f"{path}: no 'files' listing; rebuild the benchmark")

@@ -84,10 +84,14 @@ def build_case(root: Path, n_images: int, n_anomalous: int, seed: int, eval_size
     files[meta_rel] = sha256_bytes(meta)
     entry = {"meta": meta_rel, "mask_dir": mask_dir, "normal_classes": [], "anomaly_classes": [],
              "counts": {"train": 0, "test_normal": n_images - n_anomalous, "test_anomalous": n_anomalous}}
+    pairs = [(it["img_path"], it["mask_path"]) for it in items]
+    size = tuple(DEFAULT_PROTOCOL["eval_size"])
+    packed = eval_gt.render(eval_gt.split_jobs(bench_dir, pairs, files, DEFAULT_PROTOCOL), size, quiet=quiet)
     if eval_size_gt:
-        rel, digest = eval_gt.write_split(bench_dir, meta_rel, [(it["img_path"], it["mask_path"]) for it in items],
-                                          files, DEFAULT_PROTOCOL, workers=1, quiet=quiet)
-        files[rel] = digest
+        rel = eval_gt.eval_gt_relpath(meta_rel, size)
+        data = eval_gt.encode(packed)
+        atomic_write_bytes(bench_dir / rel, data)
+        files[rel] = sha256_bytes(data)
         entry["eval_gt"] = rel
     entry["sha256"] = sha256_of_listing(files.items())
     atomic_write_json(bench_dir / "benchmark.json", {
@@ -95,11 +99,13 @@ def build_case(root: Path, n_images: int, n_anomalous: int, seed: int, eval_size
         "source": {}, "splits": {"0": entry}, "files": dict(sorted(files.items()))})
 
     bench = open_benchmark(bench_dir)
-    size = bench.eval_size[0]
+    gt = eval_gt.EvalGT(packed, {p: i for i, p in enumerate(sorted(img for img, mask in pairs if mask))}, size)
     with SubmissionWriter(sub_dir, bench, method={"name": "bench"}, splits=["0"]) as w:
         for i, it in enumerate(tqdm(bench.items("0"), desc="case: maps", unit="img",
                                     disable=True if quiet else None, leave=False)):
-            w.add("0", it.img_path, synthetic_image(seed, i, size)[1])
+            # A smooth noisy map, raised on most of the ground truth: a detector of middling quality.
+            amap = synthetic_image(seed, i, size[0], np.float32)[1]
+            w.add("0", it.img_path, amap + np.float32(0.4 * rng.random()) * gt.mask(it.img_path))
     return bench_dir, sub_dir
 
 

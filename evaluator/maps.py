@@ -162,12 +162,15 @@ def _open_image(data: bytes, fmt: str):
     from PIL import Image
 
     try:
-        # Pillow warns (DecompressionBombWarning) or refuses (DecompressionBombError) by its own
-        # limit; ours decides, from the size the header declares.
+        # Pillow warns (DecompressionBombWarning) below twice its own limit and refuses
+        # (DecompressionBombError) above; our limit, from the size the header declares, decides first.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data), formats=[fmt])
-    except Exception:  # UnidentifiedImageError, OSError, SyntaxError, DecompressionBombError, ...
+    except Image.DecompressionBombError:
+        raise MapError(f"{fmt} declares far more pixels than the {MAX_SIDE}x{MAX_SIDE} limit (a decompression "
+                       "bomb); save the map at the evaluation size") from None
+    except Exception:  # UnidentifiedImageError, OSError, SyntaxError, ...
         raise MapError(f"not a readable {fmt} file") from None
     return im
 

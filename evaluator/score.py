@@ -425,10 +425,13 @@ def _write(out: Path, data: bytes, panel_files: list[tuple[str, bytes]] | None) 
             for rel, png in panel_files:
                 atomic_write_bytes(staging / rel, png)
         commit(out, data, staging)
-    except OSError as e:
-        if staging is not None and staging.exists():
+    except BaseException as e:
+        # Not committed (no journal): the previous result and panels are untouched; drop our staging.
+        if staging is not None and staging.exists() and not (out.parent / f".{out.name}.commit").exists():
             shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(f"{out}: cannot write ({e.strerror or e}); choose another --out") from None
+        if isinstance(e, OSError):
+            raise OutputError(f"{out}: cannot write ({e.strerror or e}); choose another --out") from None
+        raise
 
 
 def _evaluator_version() -> str:

@@ -10,6 +10,7 @@ command line only (a child ``python -m …`` process, output streamed)::
     validate    python -m evaluator validate W/submissions/invad-tiny --benchmark W/benchmark
     score       python -m evaluator score … --profile exact --panels 2 --out W/results/invad-tiny.exact.json
     score       python -m evaluator score … --profile ader  --panels 2 --out W/results/invad-tiny.ader.json
+    score       python -m evaluator score … --profile ader-bench --panels 2 --out W/results/invad-tiny.ader-bench.json
     then
     leaderboard python -m leaderboard build --results W/results --out W/leaderboard
 
@@ -36,7 +37,7 @@ BASELINES = (
     ("baselines.invad", "invad-tiny"),
 )
 PANELS = 2
-PROFILES = ("exact", "ader")
+PROFILES = ("exact", "ader", "ader-bench")
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
         prog="python -m leaderboard.demo",
         description="Run the whole chain on the embedded demo: build the demo benchmark, train and predict "
                     f"{', '.join(p for _, p in BASELINES)} on every split, validate and score each "
-                    f"({' and '.join(PROFILES)} profiles), build the leaderboard. Finished steps are skipped "
+                    f"({', '.join(PROFILES)} profiles), build the leaderboard. Finished steps are skipped "
                     "on a rerun.")
     parser.add_argument("--workdir", default="runs/demo", metavar="DIR",
                         help="where every output goes (default: runs/demo)")

@@ -139,7 +139,7 @@ def small_build(coco_source, tmp_path):
 
 def test_verify_clean(small_build, capsys):
     assert main(["verify", str(small_build)]) == 0
-    assert "all 20 listed files match" in capsys.readouterr().out
+    assert "all 24 listed files match" in capsys.readouterr().out  # 4 splits: meta, masks, evaluation-size GT
 
 
 def test_verify_names_changed_and_missing_files(small_build, capsys):

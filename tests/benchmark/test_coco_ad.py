@@ -119,15 +119,17 @@ def test_manifest_keys_counts_and_checksums(coco_source, built):
     for k in range(4):
         train, test, _ = expected_split(coco_source, k)
         e = m["splits"][str(k)]
-        assert set(e) == {"meta", "mask_dir", "normal_classes", "anomaly_classes", "counts", "sha256"}
+        assert set(e) == {"meta", "mask_dir", "normal_classes", "anomaly_classes", "counts", "sha256", "eval_gt"}
+        assert e["eval_gt"] == f"meta_2_{k}_gt256x256.npy"
         assert e["anomaly_classes"] == names[2 * k : 2 * k + 2]
         assert e["normal_classes"] == [n for n in names if n not in e["anomaly_classes"]]
         assert e["counts"] == {"train": len(train), "test_normal": sum(1 for v in test.values() if not v),
                                "test_anomalous": sum(test.values())}
-        own = [p for p in m["files"] if p == e["meta"] or p.startswith(e["mask_dir"] + "/")]
+        own = [p for p in m["files"] if p in (e["meta"], e["eval_gt"]) or p.startswith(e["mask_dir"] + "/")]
         assert e["sha256"] == sha256_of_listing((p, m["files"][p]) for p in own)
     listed = set(m["files"])
     on_disk = {p.relative_to(built).as_posix() for p in built.glob("meta_*.json")} | {
+        p.relative_to(built).as_posix() for p in built.glob("meta_*_gt256x256.npy")} | {
         p.relative_to(built).as_posix() for p in built.glob("val2017_mask_ad_2_*/*.png")}
     assert listed == on_disk
     assert all(sha256_file(built / p) == d for p, d in m["files"].items())
@@ -149,6 +151,21 @@ def test_reader_opens_the_folder(built):
             if not it.anomaly:
                 assert not gt.any()
         assert all(b.image_file(it).is_file() for it in b.items(sid, "train"))
+
+
+def test_the_evaluation_size_ground_truth_is_the_masks_resized(built):
+    """The build's evaluation-size file holds, bit for bit, each mask resized by Pillow here and thresholded."""
+    b = open_benchmark(built)
+    for sid in SPLITS:
+        gt = b.eval_gt(sid)
+        masked = [it for it in b.items(sid) if it.mask_path]
+        assert gt.packed.shape == (len(masked), 256, 32)
+        for it in b.items(sid):
+            want = np.zeros((256, 256), bool)
+            if it.mask_path:
+                with Image.open(built / it.mask_path) as im:
+                    want = np.asarray(im.convert("L").resize((256, 256), Image.BILINEAR)) > 127
+            np.testing.assert_array_equal(gt.mask(it.img_path), want)
 
 
 def test_links_point_at_the_source(coco_source, built):
