@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
+import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -54,34 +54,66 @@ def encode(packed: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes, n: int, size: tuple[int, int]) -> np.ndarray:
-    """The packed array of a file's bytes; ValueError (one line) unless it is uint8 of the expected shape."""
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # numpy raises ValueError, EOFError, ... on a malformed file
-        raise ValueError(f"not a readable .npy file ({type(e).__name__})") from None
-    want = packed_shape(n, size)
-    if arr.dtype != np.uint8 or arr.shape != want:
-        raise ValueError(f"holds {arr.dtype} {arr.shape}, expected uint8 {want} "
-                         f"({n} masked test images at {size[0]}x{size[1]})")
-    return arr
-
-
-@dataclass(frozen=True)
 class EvalGT:
-    """One split's evaluation-size ground truth, by ``img_path`` (see the module docstring)."""
+    """One split's evaluation-size ground truth, by ``img_path`` (see the module docstring).
 
-    packed: np.ndarray
-    rows: dict[str, int]
-    size: tuple[int, int]
+    Either an array in memory (``packed``) or an open, already certified file
+    whose rows are read on demand (``os.pread``, safe from several threads),
+    so memory does not grow with the number of images.
+    """
+
+    def __init__(self, rows: dict[str, int], size: tuple[int, int], packed: np.ndarray | None = None,
+                 fd: int | None = None, offset: int = 0):
+        self.rows, self.size = rows, (int(size[0]), int(size[1]))
+        self.packed, self._fd, self._offset = packed, fd, offset
+        self._shape = packed_shape(1, self.size)[1:]
+        self._row_bytes = self._shape[0] * self._shape[1]
+
+    def row(self, i: int) -> np.ndarray:
+        """The packed row ``i``: uint8 (H, ceil(W / 8))."""
+        if self.packed is not None:
+            return self.packed[i]
+        data = os.pread(self._fd, self._row_bytes, self._offset + i * self._row_bytes)
+        if len(data) != self._row_bytes:
+            raise ValueError("the file became shorter while it was read")
+        return np.frombuffer(data, np.uint8).reshape(self._shape)
 
     def mask(self, img_path: str) -> np.ndarray:
         """bool (H, W); all False for an image without a mask file."""
-        row = self.rows.get(img_path)
-        if row is None:
+        i = self.rows.get(img_path)
+        if i is None:
             return np.zeros(self.size, bool)
-        h, w = self.size
-        return np.unpackbits(self.packed[row], axis=-1, count=w).view(bool)
+        return np.unpackbits(self.row(i), axis=-1, count=self.size[1]).view(bool)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
+
+def from_fd(fd: int, file_size: int, rows: dict[str, int], size: tuple[int, int]) -> EvalGT:
+    """An :class:`EvalGT` reading rows from the open file ``fd`` (``.npy``); ValueError (one
+    line) unless it holds uint8 of shape (len(rows), H, ceil(W / 8)) and nothing else."""
+    head = os.pread(fd, 4096, 0)
+    f = io.BytesIO(head)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}[version]
+        shape, fortran, dtype = read_header(f)
+    except Exception as e:  # numpy raises ValueError, KeyError, EOFError, SyntaxError, ...
+        raise ValueError(f"not a readable .npy file ({type(e).__name__})") from None
+    want = packed_shape(len(rows), size)
+    if dtype != np.uint8 or tuple(shape) != want or fortran:
+        raise ValueError(f"holds {dtype} {tuple(shape)}, expected uint8 {want} "
+                         f"({len(rows)} masked test images at {size[0]}x{size[1]})")
+    offset = f.tell()
+    if file_size != offset + want[0] * want[1] * want[2]:
+        raise ValueError(f"holds {file_size - offset} bytes of rows, expected {want[0] * want[1] * want[2]}")
+    return EvalGT(rows, size, fd=fd, offset=offset)
 
 
 def _render(job) -> bytes:

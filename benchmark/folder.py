@@ -13,6 +13,7 @@ changed, missing or not listed is refused with one line that suggests
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -139,19 +140,25 @@ class Benchmark:
     def mask_file(self, item: Item) -> Path | None:
         return (self.root / item.mask_path) if item.mask_path else None
 
+    def _listed_sha256(self, rel: str) -> str:
+        want = self.files.get(rel)
+        if want is None:
+            raise BenchmarkError(f"{self.root / rel}: not listed in {self.root / MANIFEST} 'files', so it cannot "
+                                 f"be certified; rebuild the benchmark or {_VERIFY}")
+        return want
+
+    def _changed(self, rel: str) -> BenchmarkError:
+        return BenchmarkError(f"{self.root / rel}: does not match its sha256 in {self.root / MANIFEST} "
+                              f"(changed or corrupted); {_VERIFY}")
+
     def read_listed(self, rel: str, limit: int) -> bytes:
         """The bytes of the listed file ``rel`` (relative to the folder), certified by its
         sha256 in ``files``; BenchmarkError (one line) if it is not listed, missing, a
         link or not a regular file, larger than ``limit`` bytes, or changed."""
-        path = self.root / rel
-        want = self.files.get(rel)
-        if want is None:
-            raise BenchmarkError(f"{path}: not listed in {self.root / MANIFEST} 'files', so it cannot be "
-                                 f"certified; rebuild the benchmark or {_VERIFY}")
-        data = _read_regular(path, limit, "rebuild the benchmark")
+        want = self._listed_sha256(rel)
+        data = _read_regular(self.root / rel, limit, "rebuild the benchmark")
         if sha256_bytes(data) != want:
-            raise BenchmarkError(f"{path}: does not match its sha256 in {self.root / MANIFEST} "
-                                 f"(changed or corrupted); {_VERIFY}")
+            raise self._changed(rel)
         return data
 
     def mask_bytes(self, item: Item) -> bytes | None:
@@ -183,13 +190,23 @@ class Benchmark:
         if rel is None:
             return None
         masked = [it.img_path for it in self.items(sid, "test") if it.mask_path]
-        data = self.read_listed(rel, MAX_EVAL_GT_BYTES)
+        want = self._listed_sha256(rel)
+        # Hashed in chunks, then read row by row: memory does not grow with the split.
+        fd, size = _open_regular(self.root / rel, MAX_EVAL_GT_BYTES, "rebuild the benchmark")
         try:
-            packed = eval_gt.decode(data, len(masked), self.eval_size)
+            h = hashlib.sha256()
+            for block in iter(lambda: os.read(fd, 1 << 20), b""):
+                h.update(block)
+            if h.hexdigest() != want:
+                raise self._changed(rel)
+            return eval_gt.from_fd(fd, size, {p: i for i, p in enumerate(masked)}, self.eval_size)
         except ValueError as e:
+            os.close(fd)
             raise BenchmarkError(f"{self.root / rel}: {e}; rebuild it with python -m benchmark.build gt "
                                  f"{self.root}") from None
-        return eval_gt.EvalGT(packed, {p: i for i, p in enumerate(masked)}, self.eval_size)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _load_meta(self, sid: str) -> None:
         path = self.meta_path(sid)
@@ -211,8 +228,9 @@ class Benchmark:
             self._items[(sid, part)] = out
 
 
-def _read_regular(path: Path, limit: int, fix: str) -> bytes:
-    """A regular file's bytes, opened without following a link; BenchmarkError otherwise."""
+def _open_regular(path: Path, limit: int, fix: str) -> tuple[int, int]:
+    """``(fd, size)`` of a regular file of at most ``limit`` bytes, opened without following a
+    link; BenchmarkError (one line) otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -220,12 +238,18 @@ def _read_regular(path: Path, limit: int, fix: str) -> bytes:
     except OSError as e:
         raise BenchmarkError(f"{path}: cannot read ({e.strerror}); a benchmark holds regular files, not links") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
         os.close(fd)
-        raise BenchmarkError(f"{path}: not a regular file; {fix}")
+        if not stat.S_ISREG(st.st_mode):
+            raise BenchmarkError(f"{path}: not a regular file; {fix}")
+        raise BenchmarkError(f"{path}: {st.st_size} bytes, more than the {limit} this file may have")
+    return fd, st.st_size
+
+
+def _read_regular(path: Path, limit: int, fix: str) -> bytes:
+    """A regular file's bytes, opened without following a link; BenchmarkError otherwise."""
+    fd, _ = _open_regular(path, limit, fix)
     with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise BenchmarkError(f"{path}: {st.st_size} bytes, more than the {limit} this file may have")
         return f.read(limit + 1)
 
 

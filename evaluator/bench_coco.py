@@ -99,7 +99,7 @@ def build_case(root: Path, n_images: int, n_anomalous: int, seed: int, eval_size
         "source": {}, "splits": {"0": entry}, "files": dict(sorted(files.items()))})
 
     bench = open_benchmark(bench_dir)
-    gt = eval_gt.EvalGT(packed, {p: i for i, p in enumerate(sorted(img for img, mask in pairs if mask))}, size)
+    gt = eval_gt.EvalGT({p: i for i, p in enumerate(sorted(img for img, mask in pairs if mask))}, size, packed)
     with SubmissionWriter(sub_dir, bench, method={"name": "bench"}, splits=["0"]) as w:
         for i, it in enumerate(tqdm(bench.items("0"), desc="case: maps", unit="img",
                                     disable=True if quiet else None, leave=False)):

@@ -192,40 +192,45 @@ def _stream(checked: Checked, pool: int | None, aupro_steps: int, n_panels: int,
             return min(checked.sizes.get(maps[item.img_path], 0), file_limit) + eval_bytes
 
         bar = tqdm(total=len(st.items), desc=f"score split {sid}", unit="img", disable=True if quiet else None, leave=False)
-        for item, rel, amap, digest, gt, error, resized in prefetch(read, st.items, workers, 4 * workers,
-                                                                     cost, READ_AHEAD_BYTES):
-            bar.update()
-            if len(problems) >= MAX_PROBLEMS:
-                break
-            if error is None:
-                try:
-                    if problems.lines:  # no longer feeding: check the values alone
-                        check_finite(amap)
-                    else:
-                        score = None if scores is None else scores[item.img_path]
-                        try:
-                            st.accs[item.cls_name].add(gt, amap, int(item.anomaly), score=score)
-                        except ValueError:  # non-finite values: the accumulator finds them as it stages
-                            check_finite(amap)  # the message validate gives
-                            raise
-                except MapError as e:
-                    error = str(e)
-            if error is not None:
-                problems.add(rel, error)
-                continue
-            digests[rel] = digest
-            if problems.lines:
-                continue  # already failed: keep checking maps, stop computing
-            st.resized += resized
-            if n_panels:
-                values = map_values(amap)
-                lo, hi = float(values.min()), float(values.max())
-                r = st.ranges.setdefault(item.cls_name, [lo, hi])
-                r[0], r[1] = min(r[0], lo), max(r[1], hi)
-                if item.img_path in panel_paths:
-                    st.panel_maps[item.img_path] = np.array(values, dtype=np.float32)
-                    st.panel_gts[item.img_path] = np.array(gt)
-        bar.close()
+        stream = prefetch(read, st.items, workers, 4 * workers, cost, READ_AHEAD_BYTES)
+        try:
+            for item, rel, amap, digest, gt, error, resized in stream:
+                bar.update()
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+                if error is None:
+                    try:
+                        if problems.lines:  # no longer feeding: check the values alone
+                            check_finite(amap)
+                        else:
+                            score = None if scores is None else scores[item.img_path]
+                            try:
+                                st.accs[item.cls_name].add(gt, amap, int(item.anomaly), score=score)
+                            except ValueError:  # non-finite values: the accumulator finds them as it stages
+                                check_finite(amap)  # the message validate gives
+                                raise
+                    except MapError as e:
+                        error = str(e)
+                if error is not None:
+                    problems.add(rel, error)
+                    continue
+                digests[rel] = digest
+                if problems.lines:
+                    continue  # already failed: keep checking maps, stop computing
+                st.resized += resized
+                if n_panels:
+                    values = map_values(amap)
+                    lo, hi = float(values.min()), float(values.max())
+                    r = st.ranges.setdefault(item.cls_name, [lo, hi])
+                    r[0], r[1] = min(r[0], lo), max(r[1], hi)
+                    if item.img_path in panel_paths:
+                        st.panel_maps[item.img_path] = np.array(values, dtype=np.float32)
+                        st.panel_gts[item.img_path] = np.array(gt)
+        finally:
+            stream.close()  # waits for the reading threads, which may still use the ground truth file
+            bar.close()
+            if egt is not None:
+                egt.close()
     return states, digests, problems.lines
 
 

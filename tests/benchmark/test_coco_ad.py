@@ -159,7 +159,7 @@ def test_the_evaluation_size_ground_truth_is_the_masks_resized(built):
     for sid in SPLITS:
         gt = b.eval_gt(sid)
         masked = [it for it in b.items(sid) if it.mask_path]
-        assert gt.packed.shape == (len(masked), 256, 32)
+        assert len(gt.rows) == len(masked) and gt.row(0).shape == (256, 32)
         for it in b.items(sid):
             want = np.zeros((256, 256), bool)
             if it.mask_path:
