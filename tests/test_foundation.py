@@ -102,6 +102,9 @@ def test_submission_writer_roundtrip(tmp_path, make_benchmark):
 
 def test_submission_writer_refuses_incomplete_and_bad_maps(tmp_path, make_benchmark):
     bench = open_benchmark(make_benchmark())
+    with pytest.raises(ValueError, match="finite"):
+        SubmissionWriter(tmp_path / "nan", bench, method={"name": "X", "params_m": float("nan")})
+    assert not (tmp_path / "nan.partial").exists()
     w = SubmissionWriter(tmp_path / "sub", bench, method={"name": "X"})
     item = bench.items("0")[0]
     with pytest.raises(ValueError, match="NaN"):

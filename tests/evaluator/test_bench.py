@@ -27,7 +27,7 @@ def test_bench_runs_and_matches_reference(capsys, dtype):
     assert main(["--n-images", "12", "--size", "40", "--pool", "8", "--dtype", dtype,
                  "--reference", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "accumulator, exact + ader from one pass" in out
+    assert "accumulator, exact + ader + ader-bench from one pass" in out
     assert "NumPy reference, exact only" in out and "speed-up" in out and "peak RSS" in out
     for name in METRIC_NAMES:
         assert f"  {name} " in out

@@ -1,4 +1,4 @@
-"""ClassAccumulator: all 11 metrics of both profiles from one pass, against the references."""
+"""ClassAccumulator: all 11 metrics of every profile from one pass, against the references."""
 
 from __future__ import annotations
 

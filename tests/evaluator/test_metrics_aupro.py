@@ -1,4 +1,4 @@
-"""AUPRO (both profiles) against the NumPy references, brute force and closed forms."""
+"""AUPRO (every profile) against the NumPy references, brute force and closed forms."""
 
 from __future__ import annotations
 
