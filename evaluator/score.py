@@ -366,7 +366,8 @@ def score(
         raise SubmissionError([f"{out}: the result file must not lie inside the submission folder {checked.root} "
                                "(it would change the submission); choose another --out"])
 
-    states, digests, problems = _stream(checked, pool, recorded_steps or ADER_AUPRO_STEPS, panels, quiet)
+    steps = recorded_steps if profile == "ader" else ADER_AUPRO_STEPS  # ader-bench records its ADEval strips
+    states, digests, problems = _stream(checked, pool, steps, panels, quiet)
     if problems:
         raise SubmissionError(problems, stopped_early=len(problems) >= MAX_PROBLEMS)
 
