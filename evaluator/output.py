@@ -115,10 +115,12 @@ def _read_journal(out: Path) -> dict | None:
         return None
     except (OSError, ValueError):
         doc = None
-    names = ("result", "panels", "old")
+    # Only names this module gives its own staging: nothing else of the folder can be moved.
+    prefixes = {"result": f".{out.name}.", "panels": f".{panels_folder(out).name}.", "old": f".{panels_folder(out).name}."}
     ok = isinstance(doc, dict) and isinstance(doc.get("result"), str) and all(
-        doc.get(k) is None or (isinstance(doc[k], str) and "/" not in doc[k] and doc[k].startswith("."))
-        for k in names)
+        doc.get(k) is None or (isinstance(doc[k], str) and "/" not in doc[k] and "\x00" not in doc[k]
+                               and doc[k].startswith(prefixes[k]) and doc[k].endswith(".tmp"))
+        for k in prefixes)
     if not ok:
         raise OSError(f"{_journal(out)}: unreadable commit journal; remove it (the result beside it is the last "
                       "one fully written)")

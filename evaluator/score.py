@@ -348,14 +348,6 @@ def score(
     """
     t0 = time.perf_counter()
     pool, recorded_steps = _check_arguments(profile, pool, aupro_steps, panels, out)
-    if out is not None:
-        from evaluator.output import recover
-
-        try:
-            recover(out)  # an earlier run that died while committing: finish it first
-        except OSError as e:
-            raise OutputError(f"{out}: cannot finish the interrupted write of an earlier run "
-                              f"({e.strerror or e}); choose another --out") from None
     checked, problems = check_structure(submission, benchmark)
     if problems or checked is None:
         raise SubmissionError(problems)
@@ -365,6 +357,14 @@ def score(
     if out is not None and _is_inside(Path(out), checked.root):
         raise SubmissionError([f"{out}: the result file must not lie inside the submission folder {checked.root} "
                                "(it would change the submission); choose another --out"])
+    if out is not None:
+        from evaluator.output import recover
+
+        try:
+            recover(out)  # an earlier run that died while committing: finish it first
+        except OSError as e:
+            raise OutputError(f"{out}: cannot finish the interrupted write of an earlier run "
+                              f"({e.strerror or e}); choose another --out") from None
 
     steps = recorded_steps if profile == "ader" else ADER_AUPRO_STEPS  # ader-bench records its ADEval strips
     states, digests, problems = _stream(checked, pool, steps, panels, quiet)

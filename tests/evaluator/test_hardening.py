@@ -305,3 +305,15 @@ def test_a_crash_before_the_journal_keeps_the_previous_pair(tmp_path, bench_dir,
     (dead / "0" / "x.png").write_bytes(b"png")
     assert output.recover(out) is False
     assert tree_snapshot(out.parent) == snapshot
+
+
+def test_a_forged_commit_journal_moves_nothing(tmp_path, valid_sub, bench_dir, capsys):
+    out = tmp_path / "results" / "r.json"
+    out.parent.mkdir()
+    keep = out.parent / "precious.txt"
+    keep.write_text("mine")
+    (out.parent / ".r.json.commit").write_text(json.dumps({"result": "precious.txt", "panels": "..", "old": None}))
+    before = tree_snapshot(tmp_path / "results")
+    rc, err = _run(capsys, ["score", str(valid_sub), "--benchmark", str(bench_dir), "--out", str(out), "--quiet"])
+    assert rc == 1 and len(err.splitlines()) == 1 and "unreadable commit journal" in err
+    assert tree_snapshot(tmp_path / "results") == before and not out.exists()
