@@ -248,9 +248,9 @@ def _open_regular(path: Path, limit: int, fix: str) -> tuple[int, int]:
 
 def _read_regular(path: Path, limit: int, fix: str) -> bytes:
     """A regular file's bytes, opened without following a link; BenchmarkError otherwise."""
-    fd, _ = _open_regular(path, limit, fix)
+    fd, size = _open_regular(path, limit, fix)
     with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
+        return f.read(size)
 
 
 def _inside(rel) -> bool:

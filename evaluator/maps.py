@@ -260,7 +260,8 @@ def read_bytes(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
             raise MapError(f"file of {st.st_size} bytes is larger than any map within the size limit "
                            f"({limit} bytes); save it at the evaluation size")
         try:
-            return f.read(limit + 1)
+            # Exactly the size: asking for more makes Python allocate (and the kernel map) the whole limit.
+            return f.read(st.st_size)
         except OSError as e:
             raise MapError(f"cannot read ({e.strerror})") from None
 

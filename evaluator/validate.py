@@ -267,7 +267,7 @@ def _read_small(path: Path, rel: str, limit: int, problems: Problems) -> bytes |
             problems.add(rel, f"{size} bytes is too large (limit {limit})")
             return None
         with open(path, "rb") as f:
-            return f.read(limit + 1)
+            return f.read(min(size, limit) + 1)
     except OSError as e:
         problems.add(rel, f"cannot read ({e.strerror})")
         return None
