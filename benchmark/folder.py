@@ -17,6 +17,12 @@ from contract.files import sha256_bytes
 from contract.names import sort_split_ids
 
 MANIFEST = "benchmark.json"
+#: How a COCO-AD build turned annotations into masks (``benchmark.json`` →
+#: ``masks``): ``pycocotools`` rasterises as ``COCO.annToMask``; ``ader`` draws
+#: as ADer's ``data/gen_benchmark/coco.py`` drew the published COCO-AD.
+#: Folders without the key (older builds, copied masks) read as the default.
+MASK_MODES = ("pycocotools", "ader")
+DEFAULT_MASKS = "pycocotools"
 _REQUIRED_KEYS = ("name", "version", "image_root", "protocol", "splits", "files")
 _SPLIT_KEYS = ("meta", "mask_dir", "counts")
 
@@ -63,7 +69,7 @@ class Benchmark:
 
     Attributes: ``root`` (folder), ``manifest`` (parsed ``benchmark.json``),
     ``name``, ``version``, ``protocol``, ``split_ids`` (sorted), ``sha256``
-    (of ``benchmark.json``'s bytes: the benchmark's checksum).
+    (of ``benchmark.json``'s bytes: the benchmark's checksum), ``masks``.
     """
 
     def __init__(self, root: Path, manifest: dict, manifest_bytes: bytes):
@@ -82,6 +88,11 @@ class Benchmark:
     @cached_property
     def image_root(self) -> Path:
         return self.root / self.manifest.get("image_root", ".")
+
+    @property
+    def masks(self) -> str:
+        """How the masks were made: ``"pycocotools"`` or ``"ader"`` (see :data:`MASK_MODES`)."""
+        return str(self.manifest.get("masks", DEFAULT_MASKS))
 
     @property
     def eval_size(self) -> tuple[int, int]:

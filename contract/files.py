@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -122,5 +123,30 @@ def remove_stale_tmp(folder: str | os.PathLike) -> int:
     for p in Path(folder).rglob(".*.tmp"):
         if p.is_file() and not p.is_symlink():
             p.unlink()
+            n += 1
+    return n
+
+
+_TMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]+\.tmp")
+
+
+def remove_tmp_leftovers(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Delete the leftovers of interrupted :func:`atomic_open` writes of exactly ``names``.
+
+    ``names`` are file names in ``folder``; a leftover of ``name`` is the
+    regular file ``.<name>.<random>.tmp`` (as :func:`atomic_open` names it).
+    Any other file, whatever its name, is left alone. Returns how many were
+    deleted.
+    """
+    names = set(names)
+    n = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for e in entries:
+        m = _TMP_NAME.fullmatch(e.name)
+        if m and m.group("name") in names and e.is_file(follow_symlinks=False):
+            os.unlink(e.path)
             n += 1
     return n
