@@ -67,9 +67,12 @@ def test_missing_root(tmp_path, capsys):
         (lambda r: _edit_json(r / "annotations" / "instances_train2017.json",
                               lambda d: d["categories"].pop()), ["categories differ"]),
         (lambda r: __import__("shutil").rmtree(r / "train2017"), ["train2017", "image folder missing"]),
+        (lambda r: _edit_json(r / "annotations" / "instances_val2017.json",
+                              lambda d: d["annotations"][3].update(segmentation=[[1.5, 2, 3, 4]])),
+         ["annotation #3", "polygon part 0 has 4 coordinates"]),
     ],
     ids=["no-val-json", "bad-json", "not-an-object", "unknown-category", "unknown-image", "no-segmentation",
-         "9-categories", "category-mismatch", "no-train-folder"],
+         "9-categories", "category-mismatch", "no-train-folder", "two-point-polygon"],
 )
 def test_bad_source_exits_2_and_writes_nothing(coco_copy, tmp_path, capsys, damage, needles):
     damage(coco_copy)
