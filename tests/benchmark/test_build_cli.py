@@ -330,7 +330,8 @@ def test_verify_accepts_the_coco_root_links_and_reports_the_mask_mode(small_buil
     assert "coco-ad v1.0, splits 0, 1, 2, 3, masks: pycocotools" in out
 
 
-@pytest.mark.parametrize("manifest", ['{"files": {}, "splits": [1, 2]}', "[" * 100_000 + "]" * 100_000])
+@pytest.mark.parametrize("manifest", ['{"files": {}, "splits": [1, 2]}', "[" * 100_000 + "]" * 100_000],
+                         ids=["splits-a-list", "nested-100000-deep"])
 def test_verify_hostile_manifest_is_one_line(tmp_path, capsys, manifest):
     (tmp_path / "benchmark.json").write_text(manifest)
     assert main(["verify", str(tmp_path)]) == 2
