@@ -40,7 +40,6 @@ refuses any other version.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +91,11 @@ def check_segmentation(segm, where: str) -> None:
             )
 
 
-def decoded_size(path: str) -> tuple[int, int] | None:
-    """(height, width) of the image as ``cv2.imread`` decodes it; None if OpenCV cannot read it."""
+def decoded_size(path: str) -> tuple[str, tuple[int, int] | None]:
+    """(``path``, (height, width) of the image as ``cv2.imread`` decodes it, or None if OpenCV cannot read it)."""
     cv2 = require_opencv()
     img = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if img is None else (int(img.shape[0]), int(img.shape[1]))
+    return path, (None if img is None else (int(img.shape[0]), int(img.shape[1])))
 
 
 def decoded_sizes(paths: list[Path], workers: int, quiet: bool) -> dict[str, tuple[int, int]]:
@@ -105,28 +104,9 @@ def decoded_sizes(paths: list[Path], workers: int, quiet: bool) -> dict[str, tup
     BuildError (one line, counting and naming a few) if OpenCV cannot decode
     some of them: ADer's rule has no canvas for them.
     """
-    from tqdm import tqdm
+    from benchmark.writer import run_parallel
 
-    names = [str(p) for p in paths]
-    sizes: dict[str, tuple[int, int] | None] = {}
-    bar = tqdm(total=len(names), desc="image sizes", unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    try:
-        if workers <= 1 or len(names) < 2:
-            results = map(decoded_size, names)
-            for name, size in zip(names, results):
-                sizes[name] = size
-                bar.update()
-        else:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            chunk = max(1, min(64, len(names) // (workers * 8)))
-            with ctx.Pool(workers) as pool:
-                for name, size in zip(names, pool.imap(decoded_size, names, chunksize=chunk)):
-                    sizes[name] = size
-                    bar.update()
-    finally:
-        bar.close()
+    sizes = dict(run_parallel(decoded_size, [str(p) for p in paths], workers, "image sizes", quiet))
     bad = sorted(n for n, s in sizes.items() if s is None)
     if bad:
         few = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
@@ -134,7 +114,7 @@ def decoded_sizes(paths: list[Path], workers: int, quiet: bool) -> dict[str, tup
             f"{len(bad)} image file(s) OpenCV cannot decode ({few}); ADer's rule sizes each mask like its "
             f"decoded image: restore them or build with --masks pycocotools"
         )
-    return sizes  # type: ignore[return-value]
+    return sizes
 
 
 def _rle(segm, height: int, width: int) -> dict:

@@ -216,25 +216,30 @@ def remove_own_tmp(out: Path, rels) -> None:
             remove_tmp_leftovers(folder, names)
 
 
-def render_masks(out: Path, plan: BuildPlan, workers: int, quiet: bool) -> dict[str, str]:
-    """Run every mask job (in ``workers`` processes); {relpath: sha256} of the written masks."""
-    hashes: dict[str, str] = {}
-    fn = functools.partial(plan.render, str(out))
-    bar = tqdm(total=len(plan.jobs), desc="masks", unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+def run_parallel(fn: Callable, jobs: list, workers: int, desc: str, quiet: bool):
+    """Yield ``fn(job)`` for every job, in any order, from ``workers`` processes, with a progress bar."""
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
     try:
-        if workers <= 1 or len(plan.jobs) < 2:
-            for job in plan.jobs:
-                hashes.update(fn(job))
+        if workers <= 1 or len(jobs) < 2:
+            for job in jobs:
+                yield fn(job)
                 bar.update()
         else:
-            chunk = max(1, min(32, len(plan.jobs) // (workers * 8)))
+            chunk = max(1, min(32, len(jobs) // (workers * 8)))
             ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
             with ctx.Pool(workers) as pool:
-                for res in pool.imap_unordered(fn, plan.jobs, chunksize=chunk):
-                    hashes.update(res)
+                for res in pool.imap_unordered(fn, jobs, chunksize=chunk):
+                    yield res
                     bar.update()
     finally:
         bar.close()
+
+
+def render_masks(out: Path, plan: BuildPlan, workers: int, quiet: bool) -> dict[str, str]:
+    """Run every mask job (in ``workers`` processes); {relpath: sha256} of the written masks."""
+    hashes: dict[str, str] = {}
+    for res in run_parallel(functools.partial(plan.render, str(out)), plan.jobs, workers, "masks", quiet):
+        hashes.update(res)
     return hashes
 
 
@@ -265,14 +270,14 @@ def _write(out: Path, plan: BuildPlan, workers: int, quiet: bool, existing: dict
     mask_hashes = render_masks(out, plan, workers, quiet)
     new_files: dict[str, str] = {}
     new_splits: dict[str, dict] = {}
-    metas: dict[str, bytes] = {}
     for s in plan.splits:
         missing = sorted(expected[s.sid] - set(mask_hashes))
         if missing:  # a bug of ours, not bad input
             raise RuntimeError(f"split {s.sid}: {len(missing)} mask(s) not rendered, e.g. {missing[:3]}")
-        metas[s.meta] = dumps_json(s.meta_json(), compact=True)
+        meta_bytes = dumps_json(s.meta_json(), compact=True)
+        atomic_write_bytes(out / s.meta, meta_bytes)
         files = {p: mask_hashes[p] for p in expected[s.sid]}
-        files[s.meta] = sha256_bytes(metas[s.meta])
+        files[s.meta] = sha256_bytes(meta_bytes)
         new_files.update(files)
         new_splits[s.sid] = mf.split_entry(
             s.meta, s.mask_dir, s.normal_classes, s.anomaly_classes, s.counts, files
@@ -280,8 +285,6 @@ def _write(out: Path, plan: BuildPlan, workers: int, quiet: bool, existing: dict
     manifest = mf.assemble(existing, merge, plan.name, plan.source, new_splits, new_files, plan.masks, plan.libraries)
     # Files of the previous build that the new manifest drops, removed while the old manifest still lists them.
     remove_files(out, stale_files(existing, set(manifest["files"])))
-    for name, data in sorted(metas.items()):
-        atomic_write_bytes(out / name, data)
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
 
