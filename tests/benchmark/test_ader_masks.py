@@ -4,9 +4,9 @@ The expected masks come from :func:`ader_reference`, written here as ADer's
 script runs (3-channel canvas shaped like ``cv2.imread``'s image, ``fillPoly``
 per polygon part on int64-cast vertices, RLE through pycocotools, the PNG
 written by ``cv2.imwrite`` and its first channel read back), never through the
-builder's functions. The source is the shared test source with four images
-changed: one JPEG carries an EXIF rotation, three decode at another size than
-their annotation's width and height.
+builder's functions. The source is the shared test source with three JPEGs
+rewritten so that they decode at another size than their annotation's width
+and height: one through an EXIF rotation, one larger, one smaller.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from PIL import Image
 from benchmark import open_benchmark
 from benchmark.build import main
 
-from .conftest import tree_bytes
+from .conftest import VAL_SCENES, tree_bytes
 
 cv2 = pytest.importorskip("cv2")  # the test extra installs it (ader-masks); CI fails on a skip
 
@@ -82,18 +82,15 @@ def _rewrite_jpeg(path: Path, size: tuple[int, int] | None = None, exif_rotate: 
 def source(coco_source, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ader") / "coco"
     shutil.copytree(coco_source, root)
-    doc = json.loads((root / "annotations" / "instances_val2017.json").read_text())
-    by_id = {im["id"]: im for im in doc["images"]}
-    scenes = sorted({a["image_id"] for a in doc["annotations"]})
-    rotated, bigger, rle_bigger, rle_smaller = (by_id[scenes[i]] for i in (5, 9, 8, 10))
-    # scene 6 (polygons of one and two parts) is EXIF-rotated: its decoded size is the annotation's transposed
-    _rewrite_jpeg(root / "val2017" / by_id[scenes[6]]["file_name"], exif_rotate=True)
-    # scene 10 (one polygon): the file is larger than its annotation says
-    _rewrite_jpeg(root / "val2017" / rotated["file_name"], size=(rotated["height"] + 7, rotated["width"] - 5))
-    del bigger
-    # RLE annotations on images decoded larger (scene 9: compressed) and smaller (scene 11: uncompressed, crowd)
-    _rewrite_jpeg(root / "val2017" / rle_bigger["file_name"], size=(rle_bigger["height"] + 5, rle_bigger["width"] + 9))
-    _rewrite_jpeg(root / "val2017" / rle_smaller["file_name"], size=(rle_smaller["height"] - 6, rle_smaller["width"] - 4))
+    images = json.loads((root / "annotations" / "instances_val2017.json").read_text())["images"]  # in VAL_SCENES order
+    assert VAL_SCENES[6] == [(0, "poly"), (1, "poly2")] and VAL_SCENES[7] == [(6, "poly"), (2, "rle_str")]
+    assert VAL_SCENES[11] == [(7, "rle_list")]
+    # polygons of one and two parts on an EXIF-rotated JPEG: decoded as the annotation's size transposed
+    _rewrite_jpeg(root / "val2017" / images[6]["file_name"], exif_rotate=True)
+    # a polygon (split 3) and a compressed RLE (split 1) on a JPEG larger than its annotation says
+    _rewrite_jpeg(root / "val2017" / images[7]["file_name"], size=(images[7]["height"] + 5, images[7]["width"] + 9))
+    # an uncompressed crowd RLE on a JPEG smaller than its annotation says
+    _rewrite_jpeg(root / "val2017" / images[11]["file_name"], size=(images[11]["height"] - 6, images[11]["width"] - 4))
     return root
 
 
@@ -186,8 +183,9 @@ def test_masks_differ_from_pycocotools_where_expected(source, ader, coco):
     assert seen["equal"] >= 2 and seen["differ"] >= 6 and seen["zero-area"] == 1, seen
 
 
-def test_rebuild_is_byte_identical(source, ader, tmp_path):
+def test_rebuild_is_byte_identical(source, ader, tmp_path, capsys):
     again = _build(source, tmp_path / "again", "--masks", "ader", "--workers", "1")
+    assert "note: 3 anomalous image(s) decode at another size" in capsys.readouterr().out
     assert tree_bytes(again) == tree_bytes(ader)
     _build(source, again, "--masks", "ader")
     assert tree_bytes(again) == tree_bytes(ader)
