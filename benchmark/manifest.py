@@ -74,10 +74,14 @@ def read_existing(out: Path) -> dict | None:
         return None
     try:
         manifest = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BuildError(f"{path}: existing manifest is not valid JSON ({e}); remove it or choose another --out") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict) or not isinstance(
-        manifest.get("files"), dict
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise BuildError(f"{path}: existing manifest is not valid JSON ({why}); remove it or choose another --out") from None
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("splits"), dict)
+        or not isinstance(manifest.get("files"), dict)
+        or not all(isinstance(e, dict) for e in manifest["splits"].values())
     ):
         raise BuildError(f"{path}: existing manifest lacks 'splits'/'files'; remove it or choose another --out")
     return manifest

@@ -122,6 +122,17 @@ def test_another_benchmark_is_never_overwritten(coco_source, tmp_path, capsys):
     assert tree_bytes(out) == before
 
 
+@pytest.mark.parametrize("manifest", ["[" * 100_000 + "]" * 100_000, '{"name": "coco-ad", "files": {}, "splits": {"0": 7}}'],
+                         ids=["nested-100000-deep", "split-not-an-object"])
+def test_a_broken_manifest_in_the_way_is_one_line(coco_source, tmp_path, capsys, manifest):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "benchmark.json").write_text(manifest)
+    assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--quiet"]) == 2
+    assert_one_line_error(capsys, "benchmark.json", "remove it or choose another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.json"]
+
+
 def test_splits_from_another_source_cannot_be_mixed(coco_source, coco_copy, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--splits", "0", "--quiet"]) == 0
