@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 from contract.names import METRIC_NAMES as METRICS  # the eleven metrics, in the paper's column order
 from contract.names import sort_split_ids  # noqa: F401  (re-exported: results are listed in this order)
 from leaderboard.nofollow import LinkError, read_below, walk_json
+from leaderboard.text import clean
 
 #: Curves a result may carry per split for the threshold-sweep plots.
 SWEEP_CURVES = ("F1", "IoU", "recall")
@@ -396,8 +397,9 @@ def load_result(root: Path, rel: str, key: str | None = None, obj: Any = None) -
     if validator is not None:
         err = next(iter(sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])), None)
         if err is not None:
-            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-            msg = err.message.replace("\n", " ").replace("\r", " ")
+            # the message quotes the file's own strings: no control character reaches the terminal
+            where = clean("/".join(str(p) for p in err.absolute_path) or "(top level)")
+            msg = clean(err.message)
             if len(msg) > 200:
                 msg = msg[:200] + "…"
             raise ResultError(f"{path}: not a valid result (result.schema.json, at {where[:200]}: {msg}); "

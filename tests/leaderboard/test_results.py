@@ -259,3 +259,18 @@ def test_cli_bad_reported_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip().splitlines()) == 1 and "header must be" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_error_messages_carry_no_control_characters(tmp_path, capsys):
+    """A key with a terminal escape sequence is quoted, not sent to the terminal as is."""
+    res = tmp_path / "results"
+    p = make_result(res, "a.exact", splits=("0",), sweeps=False)
+    bad = "\x1b[2J\x1b]0;pwned\x07"
+
+    def edit(o):
+        o["splits"][bad] = o["splits"].pop("0")
+        o["splits"][bad]["I-AUROC"] = 5  # the schema names the path to it, key and all
+    _edit(p, edit)
+    rc, _, err = _build(["--results", str(p), "--out", str(tmp_path / "board")], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1
+    assert "\x1b" not in err and "\x07" not in err
