@@ -126,9 +126,8 @@ def _group(sec: Section, g: Group, table_id: str) -> str:
     out = [f'<h3 class="group">{esc(g.heading)}</h3>']
     if g.kind == "scored":
         if g.partial:
-            out.append(f'<p class="warn">Partial results: they cover {esc(splits_text(g.split_ids))} of the '
-                       f'benchmark only, so they are ranked among themselves and never against complete '
-                       f'results.</p>')
+            out.append(f'<p class="warn">These results cover {esc(splits_text(g.split_ids))} of the benchmark '
+                       f'only, so they are ranked among themselves and never against complete results.</p>')
         out.append(f"<p>Benchmark build version {esc(g.benchmark_version)}, sha256 "
                    f"<code>{esc(g.benchmark_sha256)}</code>; setting {esc(g.setting)}; mean over "
                    f"{esc(splits_text(g.split_ids))} ± standard deviation over them, in percent.</p>")

@@ -71,9 +71,9 @@ def _group(sec: Section, g: Group, h: str) -> list[str]:
     out = [f"{h} {t.md(g.heading)}", ""]
     if g.kind == "scored":
         if g.partial:
-            out += [f"Partial results: they cover {splits_text(g.split_ids)} of the benchmark only, so they are "
-                    f"ranked among themselves and never against complete results.", ""]
-        out += [f"Benchmark {t.md(sec.benchmark)} {_build(g)}, evaluator profile {t.md(g.setting)}; "
+            out += [f"These results cover {splits_text(g.split_ids)} of the benchmark only, so they are ranked "
+                    f"among themselves and never against complete results.", ""]
+        out += [f"Benchmark {t.md(sec.benchmark)} {_build(g)}, setting {t.md(g.setting)}; "
                 f"mean over {splits_text(g.split_ids)}, in percent"
                 f"{' (spread over splits below)' if len(g.split_ids) > 1 else ''}.", ""]
         out += _table(g.rows, ["Rank", "Method"], lambda r: [_rank(r), method_cell(r)])
