@@ -196,7 +196,8 @@ table.lb th,table.lb td{border-bottom:1px solid #ddd;padding:.25em .35em;text-al
 white-space:nowrap}
 table.lb th.m,table.lb td.m{text-align:left;white-space:normal;min-width:13em;max-width:21em;
 overflow-wrap:anywhere;position:sticky;left:0;background:#fff;z-index:1;border-right:1px solid #eee}
-table.lb th.m{background:#f3f3f3}table.lb td.setting,table.lb th.setting{text-align:left}
+table.lb th.m{background:#f3f3f3}table.lb td.setting,table.lb th.setting{text-align:left;white-space:normal;
+min-width:7em;max-width:10em}
 table.lb td.rank{color:#555}
 table.lb th{background:#f3f3f3;cursor:pointer;user-select:none}
 table.lb th[aria-sort=descending]::after{content:" \\25BC"}table.lb th[aria-sort=ascending]::after{content:" \\25B2"}
