@@ -27,12 +27,14 @@ from contract.files import loads_json_strict, sha256_bytes
 from contract.names import sort_split_ids
 
 MANIFEST = "benchmark.json"
+#: How a COCO-AD build turned annotations into masks (``benchmark.json`` →
+#: ``masks``): ``pycocotools`` rasterises as ``COCO.annToMask``; ``ader`` draws
+#: as ADer's ``data/gen_benchmark/coco.py`` drew the published COCO-AD.
+#: Folders without the key (older builds, copied masks) read as the default.
+MASK_MODES = ("pycocotools", "ader")
+DEFAULT_MASKS = "pycocotools"
 _REQUIRED_KEYS = ("name", "version", "image_root", "protocol", "splits", "files")
 _SPLIT_KEYS = ("meta", "mask_dir", "counts")
-#: Mask modes of ``benchmark.json``'s ``"masks"`` (absent: pycocotools).
-MASK_MODES = ("pycocotools", "ader")
-#: Largest side of the evaluation size a benchmark may ask for.
-MAX_EVAL_SIDE = 2048
 #: Largest ``benchmark.json`` / meta file / mask file / evaluation-size ground truth read (bytes).
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_META_BYTES = 1 << 30
@@ -84,7 +86,7 @@ class Benchmark:
 
     Attributes: ``root`` (folder), ``manifest`` (parsed ``benchmark.json``),
     ``name``, ``version``, ``protocol``, ``split_ids`` (sorted), ``sha256``
-    (of ``benchmark.json``'s bytes: the benchmark's checksum).
+    (of ``benchmark.json``'s bytes: the benchmark's checksum), ``masks``.
     """
 
     def __init__(self, root: Path, manifest: dict, manifest_bytes: bytes):
@@ -104,6 +106,11 @@ class Benchmark:
     @cached_property
     def image_root(self) -> Path:
         return self.root / self.manifest.get("image_root", ".")
+
+    @property
+    def masks(self) -> str:
+        """How the masks were made: ``"pycocotools"`` or ``"ader"`` (see :data:`MASK_MODES`)."""
+        return str(self.manifest.get("masks", DEFAULT_MASKS))
 
     @property
     def eval_size(self) -> tuple[int, int]:
@@ -277,20 +284,12 @@ def _check_manifest(mpath: Path, manifest) -> None:
         bad("'name' must be a string and 'version' a string")
     if not (manifest["image_root"] == "." or _inside(manifest["image_root"])):
         bad("'image_root' must be a relative path inside the folder")
-    protocol = manifest["protocol"]
-    if not isinstance(protocol, dict):
-        bad("'protocol' must be an object")
-    size = protocol.get("eval_size")
-    if not (isinstance(size, list) and len(size) == 2
-            and all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_EVAL_SIDE for x in size)):
-        bad(f"protocol 'eval_size' must be [height, width], each an integer from 1 to {MAX_EVAL_SIDE}")
-    for key in ("mask_resize", "map_resize"):
-        if key in protocol and not isinstance(protocol[key], str):
-            bad(f"protocol '{key}' must be a string")
-    threshold = protocol.get("mask_threshold", 127)
-    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 255:
-        bad("protocol 'mask_threshold' must be an integer from 0 to 255")
-    if manifest.get("masks", MASK_MODES[0]) not in MASK_MODES:
+    from benchmark.protocol import protocol_problems  # local: keeps PIL off the import path
+
+    protocol = protocol_problems(manifest["protocol"])
+    if protocol:
+        bad(protocol[0])
+    if manifest.get("masks", DEFAULT_MASKS) not in MASK_MODES:
         bad(f"'masks' must be one of {', '.join(MASK_MODES)}")
     files = manifest["files"]
     if not isinstance(files, dict) or not all(_inside(k) and isinstance(v, str) and _SHA256.match(v)

@@ -32,6 +32,42 @@ DEFAULT_PROTOCOL = {
 }
 
 
+#: Largest evaluation side a benchmark may declare: 16× ADer's 256, so that a
+#: hostile ``eval_size`` cannot make the evaluator allocate gigabytes per map.
+MAX_EVAL_SIDE = 4096
+
+
+def protocol_problems(protocol) -> list[str]:
+    """What makes ``protocol`` (a parsed ``benchmark.json`` block) unsupported; empty if fine.
+
+    Supported: the keys of :data:`DEFAULT_PROTOCOL` and no others, ``eval_size``
+    two integers in 1…:data:`MAX_EVAL_SIDE`, ``mask_threshold`` an integer in
+    0…254, the two resize methods as in :data:`DEFAULT_PROTOCOL`.
+    """
+    if not isinstance(protocol, dict):
+        return [f"protocol must be an object like {DEFAULT_PROTOCOL}, got {type(protocol).__name__}"]
+    out = []
+    keys = set(protocol)
+    if keys != set(DEFAULT_PROTOCOL):
+        extra, missing = sorted(keys - set(DEFAULT_PROTOCOL)), sorted(set(DEFAULT_PROTOCOL) - keys)
+        out.append("protocol keys differ from " + ", ".join(DEFAULT_PROTOCOL)
+                   + (f" (unknown: {', '.join(map(repr, extra))})" if extra else "")
+                   + (f" (missing: {', '.join(missing)})" if missing else ""))
+    size = protocol.get("eval_size")
+    if "eval_size" in protocol and not (
+        isinstance(size, list) and len(size) == 2
+        and all(type(v) is int and 1 <= v <= MAX_EVAL_SIDE for v in size)
+    ):
+        out.append(f"protocol eval_size must be [height, width], integers 1…{MAX_EVAL_SIDE}, got {size!r:.60}")
+    t = protocol.get("mask_threshold")
+    if "mask_threshold" in protocol and not (type(t) is int and 0 <= t <= 254):
+        out.append(f"protocol mask_threshold must be an integer 0…254, got {t!r:.60}")
+    for key in ("mask_resize", "map_resize"):
+        if key in protocol and protocol[key] != DEFAULT_PROTOCOL[key]:
+            out.append(f"protocol {key} {protocol[key]!r:.60} is not supported (supported: {DEFAULT_PROTOCOL[key]!r})")
+    return out
+
+
 def _check(protocol: dict, key: str, expected: str) -> None:
     if protocol.get(key, expected) != expected:
         raise ValueError(f"unsupported protocol {key}={protocol.get(key)!r} (supported: {expected!r})")

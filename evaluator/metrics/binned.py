@@ -34,6 +34,10 @@ maximum of the class's maps (float32):
   ``_trapezoid_intep``: that trapezoid's area split into a rectangle scaled by
   the fraction and a triangle scaled by its square), divided by 0.3.
 
+Version: ``adeval`` 1.1.0, whose CUDA accumulator honours ``nstrips``; 1.0.0
+ignored it there (1,000 strips), and ADer does not record which version
+computed its tables (``adeval_pixel_metrics(kc, 1000)`` gives 1.0.0's numbers).
+
 Differences from ADEval, all below 1e-7: ADEval rounds each region's weight
 1 / area to float32 and sums float32 histograms per image and weight; here the
 weights are exact float64 sums.

@@ -107,8 +107,9 @@ def test_zero_area_only_anomaly_is_anomalous_with_empty_mask(coco_source, built)
 
 def test_manifest_keys_counts_and_checksums(coco_source, built):
     m = json.loads((built / "benchmark.json").read_bytes())
-    assert set(m) == {"name", "version", "image_root", "protocol", "source", "splits", "files", "builder"}
+    assert set(m) == {"name", "version", "image_root", "protocol", "source", "splits", "files", "masks", "builder"}
     assert m["name"] == "coco-ad" and m["image_root"] == "." and m["protocol"] == DEFAULT_PROTOCOL
+    assert m["masks"] == "pycocotools" and "opencv" not in m["builder"]
     assert m["builder"]["version"] == benchmark.__version__
     assert m["source"] == {
         f"instances_{p}2017.json": sha256_file(coco_source / "annotations" / f"instances_{p}2017.json")
@@ -226,10 +227,43 @@ def test_interrupted_build_rerun_gives_the_same_bytes(coco_source, built, tmp_pa
     assert not (out / "benchmark.json").exists()
     assert list(out.rglob(".*.tmp"))
     monkeypatch.setattr(masks, "write_mask", real)
-    # a stale mask of an earlier, different build lies in a mask folder too
-    (out / "val2017_mask_ad_2_1" / "000000777777.png").write_bytes(b"old")
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--workers", "2", "--quiet"]) == 0
     assert tree_bytes(out) == tree_bytes(built)
+
+
+def test_rebuild_removes_only_what_it_wrote(coco_source, coco_copy, built, tmp_path):
+    """Issue 11 #12: stale files of the previous build go, by exact names; nobody else's files do."""
+    # A changed source: val scene 5's only annotation (label 4, split 2) becomes label 2 (split 1).
+    path = coco_copy / "annotations" / "instances_val2017.json"
+    doc = json.loads(path.read_text())
+    scene5 = sorted({a["image_id"] for a in doc["annotations"]})[5]
+    for a in doc["annotations"]:
+        if a["image_id"] == scene5:
+            a["category_id"] = 4  # label 2
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    assert main(["coco-ad", "--coco-root", str(coco_copy), "--out", str(out), "--quiet"]) == 0
+    stem = f"{scene5:012d}"
+    assert (out / f"val2017_mask_ad_2_1/{stem}.png").is_file()
+    assert not (out / f"val2017_mask_ad_2_2/{stem}.png").exists()
+    # Files that are not the builder's, some with names like its temporary files.
+    foreign = {
+        ".cache.tmp": b"user", ".meta_2_0.json.tmp": b"user", "notes.txt": b"user",
+        "val2017_mask_ad_2_1/README.txt": b"user", "val2017_mask_ad_2_1/000000777777.png": b"not ours",
+        "val2017_mask_ad_2_1/.000000777777.png.abcd1234.tmp": b"not ours", "val2017_mask_ad_2_3/sub/keep.txt": b"user",
+    }
+    for rel, data in foreign.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    # Leftovers of the builder's own interrupted writes.
+    ours = [f".benchmark.json.x1y2z3w4.tmp", f"val2017_mask_ad_2_1/.{stem}.png.q9w8e7r6.tmp", ".meta_2_3.json.a_b_c_d_.tmp"]
+    for rel in ours:
+        (out / rel).write_bytes(b"partial")
+    assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--quiet"]) == 0
+    got = tree_bytes(out)
+    for rel, data in foreign.items():
+        assert got.pop(rel) == data, rel
+    assert got == tree_bytes(built)  # the listed stale mask and the leftovers are gone
 
 
 def test_published_counts_check(coco_source, tmp_path, monkeypatch, capsys):
