@@ -6,9 +6,9 @@ with ground-truth masks at COCO's native 480×640 (8-bit PNG, 1–3 ellipses
 each, 1 % of them empty like COCO-AD's zero-area annotations), the
 evaluation-size ground truth written as the builder writes it — and a
 submission of one 256×256 float16 ``.npy`` map per test image. Then it runs
-``python -m evaluator score`` on it as a child process, exactly as a user
-would, and prints the command's wall-clock time, its CPU time (all threads:
-tells a busy machine from a slow scorer) and its peak resident memory.
+``python -m evaluator score`` on it as a child process, as a user would, and
+prints the command's wall-clock time, its CPU time (all threads: tells a busy
+machine from a slow scorer) and its peak resident memory.
 
 ``--ground-truth masks`` builds the case without the evaluation-size ground
 truth, so the scorer reads and resizes every mask PNG (the fallback path).
@@ -109,10 +109,30 @@ def build_case(root: Path, n_images: int, n_anomalous: int, seed: int, eval_size
     return bench_dir, sub_dir
 
 
+#: ``python -m evaluator`` in a child that, as it exits, writes its peak resident memory (KiB) to
+#: the file named by its first argument: Linux's VmHWM, which starts afresh at exec, where
+#: ``ru_maxrss`` would carry the RSS of the process that forked it.
+_CHILD = """import runpy, sys
+report = sys.argv.pop(1)
+sys.argv[0] = "python -m evaluator"
+try:
+    runpy.run_module("evaluator", run_name="__main__")
+finally:
+    try:
+        status = open("/proc/self/status").read()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        import resource
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+    open(report, "w").write(str(kib))
+"""
+
+
 def time_score(bench_dir: Path, sub_dir: Path, out: Path, extra: list[str]) -> dict:
     """Run ``python -m evaluator score`` as a child; its wall and CPU seconds and peak RSS (MiB)."""
+    report = out.with_suffix(".peak-kib")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = [sys.executable, "-m", "evaluator", "score", str(sub_dir), "--benchmark", str(bench_dir),
+    cmd = [sys.executable, "-c", _CHILD, str(report), "score", str(sub_dir), "--benchmark", str(bench_dir),
            "--out", str(out), "--quiet", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -121,7 +141,8 @@ def time_score(bench_dir: Path, sub_dir: Path, out: Path, extra: list[str]) -> d
     if proc.returncode != 0:
         raise RuntimeError(f"score failed (exit {proc.returncode}): {proc.stderr.strip()}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak = after.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    peak = int(report.read_text()) / 1024
+    report.unlink()
     return {"wall": wall, "cpu": cpu, "peak_mib": peak, "result": json.loads(out.read_text())}
 
 
