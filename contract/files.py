@@ -212,18 +212,53 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads_json_strict(data: bytes) -> Any:
+class JSONSyntaxError(ValueError):
+    """Bytes that are not JSON at all (as opposed to JSON that the checks refuse)."""
+
+
+def json_depth(obj: Any, stop: int | None = None) -> int:
+    """Nesting depth of parsed JSON (a scalar is 1), computed without recursion; stops
+    counting once it exceeds ``stop``."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        deepest = max(deepest, d)
+        if stop is not None and d > stop:
+            break
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+    return deepest
+
+
+def loads_json_strict(data: bytes, max_depth: int | None = None, max_int_digits: int | None = None) -> Any:
     """``json.loads`` for untrusted files: ValueError whose message is the reason in a few
     words (the caller names the file) for bad UTF-8 or JSON, NaN / Infinity or out-of-range
-    numbers, integers over Python's 4300 digits, or nesting too deep (``RecursionError``)."""
+    numbers, integers over Python's 4300 digits, or nesting too deep (``RecursionError``).
+
+    ``max_depth`` / ``max_int_digits`` tighten the last two for files whose shape is
+    known (a result is a few levels deep and holds no long integer).
+    """
+    parse_int = None
+    if max_int_digits is not None:
+        def parse_int(text: str) -> int:
+            digits = len(text.lstrip("-"))
+            if digits > max_int_digits:
+                raise ValueError(f"an integer literal has {digits:,} digits (at most {max_int_digits})")
+            return int(text)
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+        obj = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float,
+                         parse_int=parse_int)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise JSONSyntaxError(f"line {e.lineno}, column {e.colno}: {e.msg}") from None
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise ValueError("nested too deeply" + (f" (at most {max_depth} levels)" if max_depth else "")) from None
     except ValueError as e:  # the checks above, Python's limit on integer digits
         text = " ".join(str(e).split())
         raise ValueError(text if len(text) <= 120 else text[:117] + "...") from None
+    if max_depth is not None and json_depth(obj, max_depth) > max_depth:
+        raise ValueError(f"nested too deeply (at most {max_depth} levels)")
+    return obj

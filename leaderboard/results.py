@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
+from contract.files import JSONSyntaxError, loads_json_strict
 from contract.names import METRIC_NAMES as METRICS  # the eleven metrics, in the paper's column order
 from contract.names import sort_split_ids  # noqa: F401  (re-exported: results are listed in this order)
 from leaderboard.nofollow import LinkError, read_below, walk_json
@@ -316,55 +317,14 @@ def _schema_validator():
     return _SCHEMA_CACHE[path]
 
 
-def _parse_int(s: str) -> int:
-    if len(s.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Problem(f"an integer literal has {len(s.lstrip('-')):,} digits (at most {MAX_INT_DIGITS})")
-    return int(s)
-
-
-def _parse_float(s: str) -> float:
-    v = float(s)
-    if not math.isfinite(v):
-        raise _Problem(f"the number {s[:20]}{'…' if len(s) > 20 else ''} ({len(s):,} characters) is out of range")
-    return v
-
-
-def _parse_constant(s: str):
-    raise _Problem(f"{s} is not a number JSON allows")
-
-
-def _depth(obj: Any) -> int:
-    """Nesting depth of parsed JSON, computed without recursion."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        o, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > MAX_DEPTH:
-            break
-        if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
-    return deepest
-
-
 def parse_json(data: bytes) -> Any:
     """Parse hostile JSON bytes; raise ``_Problem`` (one line) for anything unreasonable."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise _Problem(f"not UTF-8 text (byte {e.start})") from None
-    try:
-        obj = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
-    except json.JSONDecodeError as e:
-        raise _Problem(f"not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    except RecursionError:
-        raise _Problem(f"nested too deeply (a result is at most {MAX_DEPTH} levels deep)") from None
-    except ValueError as e:  # the interpreter's own limits on numbers
-        raise _Problem(f"a number is out of range ({str(e).splitlines()[0][:120]})") from None
-    if _depth(obj) > MAX_DEPTH:
-        raise _Problem(f"nested too deeply (a result is at most {MAX_DEPTH} levels deep)")
-    return obj
+        return loads_json_strict(data, max_depth=MAX_DEPTH, max_int_digits=MAX_INT_DIGITS)
+    except JSONSyntaxError as e:
+        raise _Problem(f"not JSON ({e})") from None
+    except ValueError as e:
+        raise _Problem(str(e)) from None
 
 
 def _read(root: Path, rel: str, path: Path, limit: int, what: str) -> bytes:
