@@ -260,8 +260,9 @@ def _read_regular(path: Path, limit: int, fix: str) -> bytes:
         return f.read(size)
 
 
-def _inside(rel) -> bool:
-    """A relative POSIX path that stays inside the folder."""
+def inside_folder(rel) -> bool:
+    """Whether ``rel`` (from ``benchmark.json`` or a meta file) is a relative POSIX path
+    that stays inside the folder: text, not absolute, no ``..``, no backslash or NUL."""
     if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
         return False
     p = PurePosixPath(rel)
@@ -282,7 +283,7 @@ def _check_manifest(mpath: Path, manifest) -> None:
     if not isinstance(manifest["name"], str) or not isinstance(manifest["version"], (str, int)) \
             or isinstance(manifest["version"], bool):
         bad("'name' must be a string and 'version' a string")
-    if not (manifest["image_root"] == "." or _inside(manifest["image_root"])):
+    if not (manifest["image_root"] == "." or inside_folder(manifest["image_root"])):
         bad("'image_root' must be a relative path inside the folder")
     from benchmark.protocol import protocol_problems  # local: keeps PIL off the import path
 
@@ -292,7 +293,7 @@ def _check_manifest(mpath: Path, manifest) -> None:
     if manifest.get("masks", DEFAULT_MASKS) not in MASK_MODES:
         bad(f"'masks' must be one of {', '.join(MASK_MODES)}")
     files = manifest["files"]
-    if not isinstance(files, dict) or not all(_inside(k) and isinstance(v, str) and _SHA256.match(v)
+    if not isinstance(files, dict) or not all(inside_folder(k) and isinstance(v, str) and _SHA256.match(v)
                                               for k, v in files.items()):
         bad("'files' must map relative paths inside the folder to sha256 digests")
     splits = manifest["splits"]
@@ -301,9 +302,9 @@ def _check_manifest(mpath: Path, manifest) -> None:
     for sid, entry in splits.items():
         if not isinstance(entry, dict) or any(k not in entry for k in _SPLIT_KEYS):
             raise BenchmarkError(f"{mpath}: split {sid!r} lacks one of {', '.join(_SPLIT_KEYS)}")
-        if not _inside(entry["meta"]) or not _inside(entry["mask_dir"]) or not isinstance(entry["counts"], dict):
+        if not inside_folder(entry["meta"]) or not inside_folder(entry["mask_dir"]) or not isinstance(entry["counts"], dict):
             bad(f"split {sid!r}: 'meta' and 'mask_dir' must be relative paths inside the folder")
-        if "eval_gt" in entry and not _inside(entry["eval_gt"]):
+        if "eval_gt" in entry and not inside_folder(entry["eval_gt"]):
             bad(f"split {sid!r}: 'eval_gt' must be a relative path inside the folder")
 
 

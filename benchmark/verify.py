@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmark.errors import BuildError
 from contract.files import sha256_file, sha256_of_listing
 from contract.names import sort_split_ids
-from benchmark.folder import DEFAULT_MASKS, MANIFEST, MASK_MODES
+from benchmark.folder import DEFAULT_MASKS, MANIFEST, MASK_MODES, inside_folder
 from benchmark.manifest import owned_by
 from benchmark.protocol import protocol_problems
 
@@ -44,7 +44,7 @@ def verify_folder(root: Path, workers: int | None = None, quiet: bool = True) ->
     problems = []
     for rel in sorted(files):
         p = root / rel
-        if _outside(rel):
+        if not inside_folder(rel):
             problems.append(f"listed path leaves the benchmark folder: {rel!r:.80}")
         elif not p.is_file():
             problems.append(f"missing: {rel}")
@@ -88,13 +88,6 @@ def _check_eval_gt(root: Path, sid: str, workers: int | None, quiet: bool) -> li
     return []
 
 
-def _outside(rel) -> bool:
-    """Whether a manifest or meta path leaves the folder it is relative to (absolute, ``..``, not text)."""
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
-        return True
-    return rel.startswith("/") or ".." in rel.split("/")
-
-
 def field_problems(root: Path, manifest: dict, file_problems: list[str]) -> list[str]:
     """Problems of the fields that steer the evaluator (see the module docstring).
 
@@ -108,7 +101,7 @@ def field_problems(root: Path, manifest: dict, file_problems: list[str]) -> list
     """
     out = []
     image_root = manifest.get("image_root", ".")
-    if _outside(image_root) and image_root != ".":
+    if not inside_folder(image_root) and image_root != ".":
         out.append(f"image_root {image_root!r:.80} leaves the benchmark folder; it must be a relative path inside it ('.')")
     else:
         real_root, real_images = os.path.realpath(root), os.path.realpath(root / image_root)
@@ -122,7 +115,7 @@ def field_problems(root: Path, manifest: dict, file_problems: list[str]) -> list
     bad_files = {line.split(": ", 1)[1] for line in file_problems if line.startswith(("missing: ", "changed: "))}
     for sid, entry in sorted(manifest["splits"].items()):
         meta = entry.get("meta") if isinstance(entry, dict) else None
-        if _outside(meta) or _outside(entry.get("mask_dir")):
+        if not inside_folder(meta) or not inside_folder(entry.get("mask_dir")):
             out.append(f"split {sid}: meta or mask_dir leaves the benchmark folder")
             continue
         if meta not in files or meta in bad_files:
@@ -139,10 +132,10 @@ def _meta_problems(path: Path, meta: str, files: dict) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         return [f"{meta}: not an ADer meta file ({type(e).__name__})"]
     out = []
-    outside = sorted({p for pair in paths for p in pair if p and _outside(p)} | {i for i, _ in paths if not i})
+    outside = sorted({p for pair in paths for p in pair if p and not inside_folder(p)} | {i for i, _ in paths if not i})
     if outside:
         out.append(f"{meta}: {len(outside)} path(s) leave the benchmark folder, e.g. {outside[0]!r:.80}")
-    unlisted = sorted({m for _, m in paths if m and m not in files and not _outside(m)})
+    unlisted = sorted({m for _, m in paths if m and m not in files and inside_folder(m)})
     if unlisted:
         out.append(f"{meta}: {len(unlisted)} mask_path(s) not listed in {MANIFEST}, e.g. {unlisted[0]!r:.80}")
     return out
