@@ -5,6 +5,8 @@
   named presets, the command line).
 - :mod:`baselines.invad` is InvAD / InvAD-lite (Zhang et al. 2024):
   ``python -m baselines.invad run --benchmark DIR --preset invad-tiny …``.
+- :mod:`baselines.vitad` is ViTAD (Zhang et al. 2023):
+  ``python -m baselines.vitad run --benchmark DIR --preset vitad-tiny …``.
 """
 
 import os as _os

@@ -12,7 +12,8 @@ Definitions, for ``n`` categories (``n`` a multiple of 4, ``a = n / 4``; COCO:
   annotations is an anomaly class, with the union of those annotations,
   rasterised by pycocotools as ``COCO.annToMask`` does, as ground truth (an
   image whose anomaly annotations all have zero area is anomalous with an
-  empty mask).
+  empty mask); with ``masks="ader"`` drawn instead as ADer's script drew the
+  published masks (:mod:`benchmark.ader_masks`).
 
 Membership and labels are pure functions of the annotation files
 (:func:`index_part`, :func:`plan_splits`); reading and writing sit in
@@ -29,6 +30,7 @@ from typing import Callable
 
 from benchmark.errors import BuildError
 from contract.files import sha256_bytes
+from benchmark.folder import DEFAULT_MASKS, MASK_MODES
 from benchmark.masks import render_coco_job
 from benchmark.writer import BuildPlan, SplitPlan, format_counts, write_benchmark
 
@@ -127,6 +129,10 @@ def _check_segmentation(segm, image: tuple[str, int, int], path: Path, n: int) -
     _, h, w = image
     if isinstance(segm, list):
         if all(isinstance(p, list) and all(isinstance(v, (int, float)) for v in p) for p in segm):
+            # pycocotools tells polygons from boxes by the first part's length and fails on <= 4 numbers
+            if segm and len(segm[0]) <= 4:
+                raise BuildError(_where(path, f"annotation #{n}: polygon part 0 has {len(segm[0])} coordinates, "
+                                              f"which pycocotools cannot rasterise; fix the annotation"))
             return
     elif isinstance(segm, dict) and isinstance(segm.get("size"), list) and len(segm["size"]) == 2:
         counts = segm.get("counts")
@@ -199,7 +205,7 @@ def plan_splits(
         _, h, w = val.images[i]
         needed = set().union(*(labs for _, labs in targets[i]))
         anns = [(lab, segm) for lab, segm in val.anns[i] if lab in needed]
-        jobs.append((h, w, anns, targets[i]))
+        jobs.append((val.images[i][0], h, w, anns, targets[i]))
     return plans, jobs
 
 
@@ -307,6 +313,29 @@ def parse_split_ids(splits: list[str] | None) -> list[str]:
     return sorted(out, key=int)
 
 
+def _ader_jobs(coco_root: Path, jobs: list, workers: int | None, quiet: bool, echo: Callable[[str], None]) -> list:
+    """The mask jobs with each image's decoded size appended, for :func:`benchmark.ader_masks.render_ader_job`."""
+    from benchmark import ader_masks
+    from contract.names import default_workers
+
+    path = annotation_file(coco_root, "val")
+    for fname, _, _, anns, _ in jobs:
+        for label, segm in anns:
+            ader_masks.check_segmentation(segm, f"{path}: an annotation of {fname}")
+    folder = coco_root / image_folder("val")
+    sizes = ader_masks.decoded_sizes(
+        [folder / j[0] for j in jobs], default_workers() if workers is None else max(1, int(workers)), quiet
+    )
+    out = [(*job, sizes[str(folder / job[0])]) for job in jobs]
+    other = sorted(job[0] for job in out if tuple(job[5]) != (job[1], job[2]))
+    if other:
+        echo(
+            f"note: {len(other)} anomalous image(s) decode at another size than their annotation's width/height "
+            f"(e.g. {other[0]}: EXIF orientation or a wrong size); as ADer, their masks take the decoded size"
+        )
+    return out
+
+
 def build_coco_ad(
     coco_root: Path,
     out: Path | None = None,
@@ -315,18 +344,33 @@ def build_coco_ad(
     quiet: bool = False,
     name: str = "coco-ad",
     echo: Callable[[str], None] = print,
+    masks: str = DEFAULT_MASKS,
 ) -> dict:
-    """Build COCO-AD from ``coco_root`` into ``out`` (default: the COCO root); returns the manifest."""
+    """Build COCO-AD from ``coco_root`` into ``out`` (default: the COCO root); returns the manifest.
+
+    ``masks``: one of :data:`benchmark.masks.MASK_MODES`, how annotations become masks.
+    """
     split_ids = parse_split_ids(splits)
+    if masks not in MASK_MODES:
+        raise BuildError(f"unknown mask mode {masks!r}; use one of {', '.join(MASK_MODES)}")
+    if masks == "ader":
+        from benchmark import ader_masks
+
+        ader_masks.require_opencv()  # before reading anything: a missing extra fails at once
     coco_root = Path(coco_root)
     out = coco_root if out is None else Path(out)
     echo(f"{name}: reading the annotation files of {coco_root}")
     src = load_source(coco_root)
     plans, jobs = plan_splits(src.train, src.val, src.categories, split_ids)
+    render, libraries = render_coco_job, {}
+    if masks == "ader":
+        jobs = _ader_jobs(coco_root, jobs, workers, quiet, echo)
+        render, libraries = ader_masks.render_ader_job, {"opencv": ader_masks.opencv_version()}
     links = {}
     if os.path.abspath(out) != os.path.abspath(coco_root):
         links = {image_folder(p): coco_root / image_folder(p) for p in PARTS}
-    plan = BuildPlan(name=name, source=src.hashes, splits=plans, jobs=jobs, render=render_coco_job, links=links)
+    plan = BuildPlan(name=name, source=src.hashes, splits=plans, jobs=jobs, render=render, links=links,
+                     masks=masks, libraries=libraries)
 
     a = len(src.categories) // N_SPLITS
     echo(

@@ -26,6 +26,7 @@ annotations, so the ground truth is exactly what is visible.
 from __future__ import annotations
 
 import io
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from PIL import Image
 
 from benchmark import manifest as mf
 from benchmark.errors import BuildError
-from contract.files import atomic_write_bytes, dumps_json, remove_stale_tmp
+from contract.files import atomic_write_bytes, dumps_json, remove_tmp_leftovers
 
 SEED = 20240613
 N_TRAIN = 270
@@ -351,6 +352,15 @@ def _scenes(jobs: list[tuple[str, int, str]], workers: int):
         yield from pool.imap(_scene_job, jobs, chunksize=8)
 
 
+def _listed_images(path: Path) -> set[str]:
+    """File names of the images an earlier generated annotation file lists (empty if none or unreadable)."""
+    try:
+        doc = json.loads(path.read_bytes())
+        return {str(im["file_name"]) for im in doc["images"]}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return set()
+
+
 def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
     """Generate the demo's COCO-format source under ``root`` (deterministic bytes)."""
     import sys
@@ -358,16 +368,16 @@ def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
     from tqdm import tqdm
 
     root = Path(root)
-    if (root / "annotations").is_dir():
-        remove_stale_tmp(root / "annotations")
+    remove_tmp_leftovers(root / "annotations", [f"instances_{part}2017.json" for part in ("train", "val")])
     next_ann = 1
     for part, n in (("train", N_TRAIN), ("val", N_VAL)):
         folder = root / f"{part}2017"
         folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(folder)
         images, annotations, names = [], [], set()
         ids = _image_ids(part, n)
         jobs = [(part, i, f"{ids[i]:012d}.jpg") for i in range(n)]
+        before = _listed_images(root / "annotations" / f"instances_{part}2017.json")
+        remove_tmp_leftovers(folder, {j[2] for j in jobs} | before)
         scenes = _scenes(jobs, workers)
         for i, scene in enumerate(tqdm(scenes, total=n, desc=f"demo {part}2017", unit="img", disable=quiet, file=sys.stderr)):
             atomic_write_bytes(folder / scene.file_name, scene.jpeg)
@@ -377,8 +387,9 @@ def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
             for a in scene.anns:
                 annotations.append({"id": next_ann, "image_id": ids[i], **a})
                 next_ann += 1
-        for p in folder.iterdir():  # files of an older generator version
-            if p.name not in names and p.is_file():
+        for name in sorted(before - names):  # images of an older generator version (listed by its annotations)
+            p = folder / name
+            if "/" not in name and p.is_file() and not p.is_symlink():
                 p.unlink()
         data = {
             "info": {"description": "COCO-AD demo source (generated, benchmark.demo_source)", "version": "1.0", "year": 2024},
@@ -390,12 +401,22 @@ def write_source(root: Path, workers: int = 1, quiet: bool = True) -> None:
         atomic_write_bytes(root / "annotations" / f"instances_{part}2017.json", dumps_json(data, compact=True))
 
 
-def build_demo(out: Path, workers: int | None = None, quiet: bool = False, echo: Callable[[str], None] = print) -> dict:
-    """Generate the source under ``out/source`` and build ``coco-ad-demo`` into ``out``."""
+def build_demo(
+    out: Path, workers: int | None = None, quiet: bool = False, echo: Callable[[str], None] = print,
+    masks: str = "pycocotools",
+) -> dict:
+    """Generate the source under ``out/source`` and build ``coco-ad-demo`` into ``out`` (``masks``: the mask mode)."""
     from benchmark.coco_ad import build_coco_ad, image_folder
-    from benchmark.writer import check_links
+    from benchmark.folder import MASK_MODES
+    from benchmark.writer import check_links, check_writable, write_errors
 
     out = Path(out)
+    if masks not in MASK_MODES:
+        raise BuildError(f"unknown mask mode {masks!r}; use one of {', '.join(MASK_MODES)}")
+    if masks == "ader":
+        from benchmark.ader_masks import require_opencv
+
+        require_opencv()
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder; choose another --out")
     # The checks write_benchmark makes, made before the source is generated.
@@ -404,9 +425,11 @@ def build_demo(out: Path, workers: int | None = None, quiet: bool = False, echo:
         raise BuildError(f"{out}/benchmark.json: holds the benchmark {existing.get('name')!r}, not {NAME!r}; choose another --out")
     src = out / SOURCE_DIR
     check_links(out, {image_folder(p): src / image_folder(p) for p in ("train", "val")})
+    check_writable(out, [SOURCE_DIR] + [f"{SOURCE_DIR}/{d}" for d in ("annotations", "train2017", "val2017")])
     from contract.names import default_workers
 
     t0 = time.perf_counter()
-    write_source(src, workers=default_workers() if workers is None else max(1, int(workers)), quiet=quiet)
+    with write_errors(out):
+        write_source(src, workers=default_workers() if workers is None else max(1, int(workers)), quiet=quiet)
     echo(f"{NAME}: generated the source in {src} ({N_TRAIN} train + {N_VAL} val images, {time.perf_counter() - t0:.1f} s)")
-    return build_coco_ad(src, out, None, workers=workers, quiet=quiet, name=NAME, echo=echo)
+    return build_coco_ad(src, out, None, workers=workers, quiet=quiet, name=NAME, echo=echo, masks=masks)

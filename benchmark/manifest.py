@@ -1,8 +1,9 @@
 """``benchmark.json`` (SPEC §3): assembling it, and adding splits to an existing one.
 
 Keys: ``name``, ``version``, ``image_root``, ``protocol``, ``source``,
-``splits``, ``files`` as SPEC §3 fixes them, plus ``builder`` (the versions of
-the code that wrote the folder, since mask bytes depend on them). No
+``splits``, ``files`` as SPEC §3 fixes them, ``masks`` (COCO-AD builds: how
+annotations became masks, ``pycocotools`` or ``ader``) and ``builder`` (the
+versions of the code that wrote the folder, since mask bytes depend on them). No
 timestamps, sorted keys: the same build gives the same bytes.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from benchmark.errors import BuildError
 from contract.files import sha256_of_listing
-from benchmark.folder import MANIFEST
+from benchmark.folder import DEFAULT_MASKS, MANIFEST
 from benchmark.protocol import DEFAULT_PROTOCOL
 
 #: Version of the benchmark definitions (construction rules, layout). A change
@@ -30,8 +31,8 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-def builder_info() -> dict:
-    """Versions of everything that shapes the bytes of a build."""
+def builder_info(libraries: dict[str, str] | None = None) -> dict:
+    """Versions of everything that shapes the bytes of a build (plus ``libraries``, e.g. OpenCV's)."""
     from benchmark import __version__
 
     return {
@@ -41,6 +42,7 @@ def builder_info() -> dict:
         "pillow": _dist_version("pillow"),
         "pycocotools": _dist_version("pycocotools"),
         "zlib": zlib.ZLIB_VERSION,
+        **(libraries or {}),
     }
 
 
@@ -72,21 +74,28 @@ def read_existing(out: Path) -> dict | None:
         return None
     try:
         manifest = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BuildError(f"{path}: existing manifest is not valid JSON ({e}); remove it or choose another --out") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict) or not isinstance(
-        manifest.get("files"), dict
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise BuildError(f"{path}: existing manifest is not valid JSON ({why}); remove it or choose another --out") from None
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("splits"), dict)
+        or not isinstance(manifest.get("files"), dict)
+        or not all(isinstance(e, dict) for e in manifest["splits"].values())
     ):
         raise BuildError(f"{path}: existing manifest lacks 'splits'/'files'; remove it or choose another --out")
     return manifest
 
 
-def check_can_merge(existing: dict | None, out: Path, name: str, source: dict, split_ids: list[str]) -> bool:
+def check_can_merge(
+    existing: dict | None, out: Path, name: str, source: dict, split_ids: list[str], masks: str | None = None
+) -> bool:
     """Whether the new splits join ``existing`` (True) or replace it (False).
 
     Another benchmark's manifest is never overwritten. Splits built from other
-    source files cannot share a manifest with the new ones: that is an error
-    unless every split it holds is being rebuilt now.
+    source files, or with another mask mode (``masks``; absent in a manifest
+    means ``pycocotools``), cannot share a manifest with the new ones: that is
+    an error unless every split it holds is being rebuilt now.
     """
     if existing is None:
         return False
@@ -95,20 +104,25 @@ def check_can_merge(existing: dict | None, out: Path, name: str, source: dict, s
             f"{Path(out) / MANIFEST}: holds the benchmark {existing.get('name')!r}, not {name!r}; "
             f"choose another --out or remove it"
         )
-    if existing.get("source") == source:
+    old_masks = existing.get("masks", DEFAULT_MASKS)
+    same_masks = masks is None or old_masks == masks
+    if existing.get("source") == source and same_masks:
         return True
     kept = sorted(set(existing["splits"]) - set(split_ids))
     if kept:
+        why = "from other source files" if existing.get("source") != source else f"with --masks {old_masks}"
         raise BuildError(
-            f"{Path(out) / MANIFEST}: holds split(s) {', '.join(kept)} built from other source files; "
+            f"{Path(out) / MANIFEST}: holds split(s) {', '.join(kept)} built {why}; "
             f"rebuild all of them (--splits) or choose another --out"
         )
     return False
 
 
 def owned_by(path: str, entry: dict) -> bool:
-    """Whether ``files`` path ``path`` belongs to split ``entry`` (its meta or mask folder)."""
-    return path == entry.get("meta") or path.startswith(str(entry.get("mask_dir", "")).rstrip("/") + "/")
+    """Whether ``files`` path ``path`` belongs to split ``entry`` (its meta, mask folder or
+    evaluation-size ground truth)."""
+    return (path == entry.get("meta") or path == entry.get("eval_gt")
+            or path.startswith(str(entry.get("mask_dir", "")).rstrip("/") + "/"))
 
 
 def assemble(
@@ -118,8 +132,14 @@ def assemble(
     source: dict,
     new_splits: dict[str, dict],
     new_files: dict[str, str],
+    masks: str | None = None,
+    libraries: dict[str, str] | None = None,
 ) -> dict:
-    """The manifest after a build of ``new_splits`` (merged into ``existing`` if ``merge``)."""
+    """The manifest after a build of ``new_splits`` (merged into ``existing`` if ``merge``).
+
+    ``masks``: the mask mode of a COCO-AD build (key ``masks``); None for
+    benchmarks whose masks are copied from the source (no key).
+    """
     splits: dict[str, dict] = {}
     files: dict[str, str] = {}
     if merge and existing is not None:
@@ -133,7 +153,7 @@ def assemble(
                 files[path] = digest
     splits.update(new_splits)
     files.update(new_files)
-    return {
+    manifest = {
         "name": name,
         "version": BENCHMARK_VERSION,
         "image_root": ".",
@@ -141,5 +161,8 @@ def assemble(
         "source": dict(source),
         "splits": splits,
         "files": files,
-        "builder": builder_info(),
+        "builder": builder_info(libraries),
     }
+    if masks is not None:
+        manifest["masks"] = masks
+    return manifest

@@ -95,14 +95,14 @@ def write_mask(out_root: Path, relpath: str, mask_u8: np.ndarray) -> str:
 def render_coco_job(out_root: str, job: tuple) -> list[tuple[str, str]]:
     """Worker: one val image's masks for every split in which it is anomalous.
 
-    ``job`` = ``(height, width, annotations, targets)`` with ``annotations`` a
-    list of ``(label, segmentation)`` and ``targets`` a list of
-    ``(relpath, anomaly_labels)``; every target has at least one annotation
+    ``job`` = ``(file_name, height, width, annotations, targets)`` with
+    ``annotations`` a list of ``(label, segmentation)`` and ``targets`` a list
+    of ``(relpath, anomaly_labels)``; every target has at least one annotation
     with a label in its set. Each annotation is converted to RLE once and reused
     across splits. Returns ``[(relpath, sha256)]``; the masks themselves stay
     in the worker.
     """
-    height, width, annotations, targets = job
+    _, height, width, annotations, targets = job
     rles: dict[int, dict] = {}
     out = []
     for relpath, labels in targets:

@@ -1,19 +1,30 @@
 """Writing a benchmark folder (SPEC §3) from a plan, whatever the source.
 
 Order of work, chosen so that an interrupted build can simply be rerun:
-checks first (nothing written on bad input), then image links, masks (in
-parallel, each written atomically as soon as it is rendered), meta files, and
-``benchmark.json`` last. Leftovers of an interrupted run (temporary files,
-masks no longer listed) are removed, so a rerun leaves exactly what a clean
-build would.
+checks first (nothing written on bad input or into a folder that cannot be
+written), then image links, masks (in parallel, each written atomically as
+soon as it is rendered), meta files, the evaluation-size ground truth of
+each split (:mod:`benchmark.eval_gt`), and ``benchmark.json`` last. A write that
+fails on the way (a full disk) is one line, leaves no partial file, and the
+same command resumes.
+
+The build removes only what it wrote, by exact names: leftovers of its own
+interrupted atomic writes (``.<name>.<random>.tmp`` of the files it writes)
+and the meta and mask files that the previous ``benchmark.json`` of the folder
+lists but the new one does not (a rebuild from changed annotations, or an
+evaluation-size ground truth of another size). Any
+other file in the folder or in its mask folders is left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import multiprocessing
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,8 +33,11 @@ from tqdm import tqdm
 
 from benchmark import manifest as mf
 from benchmark.errors import BuildError
+from benchmark.eval_gt import eval_gt_relpath
+from benchmark.eval_gt import write_split as write_eval_gt
+from benchmark.protocol import DEFAULT_PROTOCOL
 from contract.names import default_workers
-from contract.files import atomic_write_bytes, atomic_write_json, dumps_json, remove_stale_tmp, sha256_bytes
+from contract.files import atomic_write_bytes, atomic_write_json, dumps_json, remove_tmp_leftovers, sha256_bytes
 from benchmark.folder import MANIFEST
 
 
@@ -65,6 +79,8 @@ class BuildPlan:
     jobs: list  # mask jobs for ``render``
     render: Callable  # top-level worker: render(out_root: str, job) -> [(relpath, sha256)]
     links: dict[str, Path] = field(default_factory=dict)  # {name in out: source folder}
+    masks: str | None = None  # COCO-AD mask mode (manifest key ``masks``); None: masks copied from the source
+    libraries: dict[str, str] = field(default_factory=dict)  # extra library versions that shape the masks
 
 
 def check_links(out: Path, links: dict[str, Path]) -> None:
@@ -107,42 +123,128 @@ def make_links(out: Path, links: dict[str, Path]) -> None:
         os.replace(tmp, p)
 
 
-def _remove_stray(out: Path, mask_dir: str, keep: set[str]) -> int:
-    """Delete files under ``out/mask_dir`` that this build did not write, and empty folders."""
-    root = out / mask_dir
+# Errors of the output folder (not of the input, not our bugs): one line, not a traceback.
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def check_writable(out: Path, subfolders: list[str]) -> None:
+    """BuildError unless ``out`` (made if missing) and its existing ``subfolders`` accept new files.
+
+    Probes with a temporary file that is removed at once, so that a read-only
+    folder is refused before anything is written.
+    """
+    for folder in [out] + [out / d for d in subfolders]:
+        try:
+            if folder == out:
+                out.mkdir(parents=True, exist_ok=True)
+            elif not folder.is_dir() or folder.is_symlink():
+                continue
+            fd, probe = tempfile.mkstemp(prefix=".benchmark-build-probe.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise BuildError(f"{folder}: cannot write here ({e.strerror or e}); choose another --out") from None
+
+
+@contextlib.contextmanager
+def write_errors(out: Path):
+    """Turn a failed write into ``out`` (full disk, permissions changed on the way) into one line."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        raise BuildError(
+            f"{out}: cannot write the benchmark{where}: {e.strerror or e}; no file is half-written and "
+            f"benchmark.json comes last: fix it and rerun the same command"
+        ) from None
+
+
+def _real_path(out: Path, rel: str) -> Path | None:
+    """``out / rel`` if ``rel`` is a plain relative path whose every step below ``out`` is no link; else None."""
+    parts = rel.split("/")
+    if not rel or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        return None
+    p = out
+    for part in parts:
+        p = p / part
+        if p.is_symlink():
+            return None
+    return p
+
+
+def stale_files(existing: dict | None, keep: set[str]) -> list[str]:
+    """Meta and mask files the previous manifest lists, that a build no longer lists (those in ``keep``)."""
+    if existing is None:
+        return []
+    out = []
+    for entry in existing["splits"].values():
+        if not isinstance(entry, dict):
+            continue
+        meta, mdir = str(entry.get("meta", "")), str(entry.get("mask_dir", "")).rstrip("/")
+        for rel in existing["files"]:
+            if rel in keep:
+                continue
+            if (rel == meta and "/" not in rel and rel.endswith(".json") and rel != MANIFEST) or (
+                mdir and rel.startswith(mdir + "/") and rel.endswith(".png")
+            ) or (rel == entry.get("eval_gt") and "/" not in rel and rel.endswith(".npy")):
+                out.append(rel)
+    return sorted(set(out))
+
+
+def remove_files(out: Path, rels: list[str]) -> int:
+    """Delete the listed regular files under ``out`` (never through a link), then folders they leave empty."""
     n = 0
-    if not root.is_dir():
-        return 0
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        for fn in filenames:
-            p = Path(dirpath) / fn
-            if p.relative_to(out).as_posix() not in keep:
-                p.unlink()
-                n += 1
-        if dirpath != str(root) and not os.listdir(dirpath):
-            os.rmdir(dirpath)
+    for rel in rels:
+        p = _real_path(out, rel)
+        if p is None or not p.is_file():
+            continue
+        p.unlink()
+        n += 1
+        parent = p.parent
+        while parent != out and parent.parent != out and not any(parent.iterdir()):
+            parent.rmdir()  # a nested mask folder (MVTec's <class>/test/<defect>/) that held only these files
+            parent = parent.parent
     return n
+
+
+def remove_own_tmp(out: Path, rels) -> None:
+    """Leftovers of interrupted atomic writes of the files ``rels`` (relative to ``out``)."""
+    by_dir: dict[str, set[str]] = {}
+    for rel in rels:
+        head, _, name = rel.rpartition("/")
+        by_dir.setdefault(head, set()).add(name)
+    for head, names in sorted(by_dir.items()):
+        folder = _real_path(out, head) if head else out
+        if folder is not None and folder.is_dir():
+            remove_tmp_leftovers(folder, names)
+
+
+def run_parallel(fn: Callable, jobs: list, workers: int, desc: str, quiet: bool):
+    """Yield ``fn(job)`` for every job, in any order, from ``workers`` processes, with a progress bar."""
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            for job in jobs:
+                yield fn(job)
+                bar.update()
+        else:
+            chunk = max(1, min(32, len(jobs) // (workers * 8)))
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers) as pool:
+                for res in pool.imap_unordered(fn, jobs, chunksize=chunk):
+                    yield res
+                    bar.update()
+    finally:
+        bar.close()
 
 
 def render_masks(out: Path, plan: BuildPlan, workers: int, quiet: bool) -> dict[str, str]:
     """Run every mask job (in ``workers`` processes); {relpath: sha256} of the written masks."""
     hashes: dict[str, str] = {}
-    fn = functools.partial(plan.render, str(out))
-    bar = tqdm(total=len(plan.jobs), desc="masks", unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    try:
-        if workers <= 1 or len(plan.jobs) < 2:
-            for job in plan.jobs:
-                hashes.update(fn(job))
-                bar.update()
-        else:
-            chunk = max(1, min(32, len(plan.jobs) // (workers * 8)))
-            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers) as pool:
-                for res in pool.imap_unordered(fn, plan.jobs, chunksize=chunk):
-                    hashes.update(res)
-                    bar.update()
-    finally:
-        bar.close()
+    for res in run_parallel(functools.partial(plan.render, str(out)), plan.jobs, workers, "masks", quiet):
+        hashes.update(res)
     return hashes
 
 
@@ -154,39 +256,46 @@ def write_benchmark(out: Path, plan: BuildPlan, workers: int | None = None, quie
 
     # --- checks: nothing is written before all of them pass
     existing = mf.read_existing(out)
-    merge = mf.check_can_merge(existing, out, plan.name, plan.source, split_ids)
+    merge = mf.check_can_merge(existing, out, plan.name, plan.source, split_ids, plan.masks)
     check_links(out, plan.links)
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder; choose another --out")
+    check_writable(out, [s.mask_dir for s in plan.splits])
+    with write_errors(out):
+        return _write(out, plan, workers, quiet, existing, merge)
 
-    # --- write
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.glob(".*.tmp"):  # leftovers of an interrupted write or link (never folders)
-        if p.is_symlink() or p.is_file():
-            p.unlink()
-    for s in plan.splits:
-        if (out / s.mask_dir).is_dir():
-            remove_stale_tmp(out / s.mask_dir)
+
+def _write(out: Path, plan: BuildPlan, workers: int, quiet: bool, existing: dict | None, merge: bool) -> dict:
+    expected = {s.sid: {it["mask_path"] for it in s.test if it["mask_path"]} for s in plan.splits}
+    listed_before = set(existing["files"]) if existing else set()
+    eval_gts = {eval_gt_relpath(s.meta, DEFAULT_PROTOCOL["eval_size"]) for s in plan.splits}
+    own = {MANIFEST} | {s.meta for s in plan.splits} | set().union(*expected.values()) | listed_before | eval_gts
+    remove_own_tmp(out, sorted(own))
     make_links(out, plan.links)
 
     mask_hashes = render_masks(out, plan, workers, quiet)
     new_files: dict[str, str] = {}
     new_splits: dict[str, dict] = {}
     for s in plan.splits:
-        expected = {it["mask_path"] for it in s.test if it["mask_path"]}
-        missing = sorted(expected - set(mask_hashes))
+        missing = sorted(expected[s.sid] - set(mask_hashes))
         if missing:  # a bug of ours, not bad input
             raise RuntimeError(f"split {s.sid}: {len(missing)} mask(s) not rendered, e.g. {missing[:3]}")
-        _remove_stray(out, s.mask_dir, expected)
         meta_bytes = dumps_json(s.meta_json(), compact=True)
         atomic_write_bytes(out / s.meta, meta_bytes)
-        files = {p: mask_hashes[p] for p in expected}
+        files = {p: mask_hashes[p] for p in expected[s.sid]}
         files[s.meta] = sha256_bytes(meta_bytes)
+        # The evaluator's fast path: the test masks at the evaluation size (benchmark.eval_gt).
+        gt_rel, gt_sha = write_eval_gt(out, s.meta, [(it["img_path"], it["mask_path"]) for it in s.test],
+                                       files, DEFAULT_PROTOCOL, workers, quiet)
+        files[gt_rel] = gt_sha
         new_files.update(files)
         new_splits[s.sid] = mf.split_entry(
             s.meta, s.mask_dir, s.normal_classes, s.anomaly_classes, s.counts, files
         )
-    manifest = mf.assemble(existing, merge, plan.name, plan.source, new_splits, new_files)
+        new_splits[s.sid]["eval_gt"] = gt_rel
+    manifest = mf.assemble(existing, merge, plan.name, plan.source, new_splits, new_files, plan.masks, plan.libraries)
+    # Files of the previous build that the new manifest drops, removed while the old manifest still lists them.
+    remove_files(out, stale_files(existing, set(manifest["files"])))
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
 

@@ -22,8 +22,10 @@ METRIC_NAMES: tuple[str, ...] = (
 IMAGE_METRICS: tuple[str, ...] = ("I-AUROC", "I-AP", "I-F1max")
 
 #: Scoring profiles (SPEC §5): ``exact`` (the definitions, unbinned, the
-#: default) and ``ader`` (ADer's ``util/metric.py`` as its published configs ran it).
-PROFILES: tuple[str, ...] = ("exact", "ader")
+#: default), ``ader`` (ADer's ``util/metric.py`` as the paper's configs ran it)
+#: and ``ader-bench`` (as ADer's benchmark configs ran it: P-AUROC, P-AP and
+#: AUPRO from the binned ADEval accumulator).
+PROFILES: tuple[str, ...] = ("exact", "ader", "ader-bench")
 
 #: The profile used when none is named.
 DEFAULT_PROFILE = "exact"

@@ -3,7 +3,7 @@
 A deterministic synthetic class (N maps of S×S with blob-shaped anomalies and
 their ground truth; a few anomalous images with empty masks, as in COCO-AD)
 is streamed image by image through :class:`~evaluator.metrics.ClassAccumulator`,
-and both profiles' results are taken from that one pass. Then the same data,
+and every profile's results are taken from that one pass. Then the same data,
 stacked in memory, goes through the plain NumPy exact implementation of
 :mod:`evaluator.reference`. The command prints both times (map generation not
 included; wall-clock and CPU time of all threads, which tells a busy machine
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from evaluator.metrics import METRIC_NAMES, ClassAccumulator
+from evaluator.metrics import METRIC_NAMES, PROFILES, ClassAccumulator
 
 TOLERANCE = 1e-9
 
@@ -114,8 +114,8 @@ def warm_up() -> float:
         for i in range(3):
             gt, amap, label = synthetic_image(0, i, 16, dtype)
             acc.add(gt, amap, label)
-        acc.result("exact")
-        acc.result("ader")
+        for profile in PROFILES:
+            acc.result(profile)
     return time.perf_counter() - t0
 
 
@@ -129,8 +129,8 @@ def run_accumulator(n: int, size: int, seed: int, dtype, pool: int | None, quiet
         t_add += time.perf_counter() - t0
         cpu += time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    results = {p: acc.result(p) for p in ("exact", "ader")}
-    for p in ("exact", "ader"):
+    results = {p: acc.result(p) for p in PROFILES}
+    for p in PROFILES:
         acc.sweep(p)
     t_result = time.perf_counter() - t0
     cpu += time.process_time() - c0
@@ -167,7 +167,7 @@ def _fmt(v):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evaluator bench",
-        description="Time the streaming metric engine (both profiles, one pass) against "
+        description="Time the streaming metric engine (every profile, one pass) against "
                     "the plain NumPy exact reference on a deterministic synthetic class.")
     p.add_argument("--n-images", type=int, default=1000, metavar="N", help="number of maps (default 1000)")
     p.add_argument("--size", type=int, default=256, metavar="S", help="maps are S×S (default 256)")
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="map dtype (default float16)")
     p.add_argument("--pool", type=int, default=16, metavar="K",
-                   help="ader image score: max of the K×K average-pooled map (default 16, "
+                   help="ader and ader-bench image score: max of the K×K average-pooled map (default 16, "
                         "the paper's setting; 0: the map's maximum)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference", dest="reference", action="store_true", default=None,
@@ -192,6 +192,11 @@ AUTO_REFERENCE_PIXELS = 2**27
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--coco-split" in argv:  # the end-to-end case: its own options
+        from evaluator.bench_coco import main as coco_main
+
+        return coco_main(argv)
     args = build_parser().parse_args(argv)
     if args.n_images < 1 or args.size < 2:
         print("bench: --n-images must be >= 1 and --size >= 2", file=sys.stderr)
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     t_acc = t_add + t_result
     peak_acc = _rss_peak_mib()
     print(f"  {acc.n_anomalous} anomalous images")
-    print(f"  accumulator, exact + ader from one pass: {t_acc:7.3f} s wall, {cpu_acc:7.3f} s CPU "
+    print(f"  accumulator, {' + '.join(PROFILES)} from one pass: {t_acc:7.3f} s wall, {cpu_acc:7.3f} s CPU "
           f"(add {t_add:.3f} s = {1e9 * t_add / pixels:.2f} ns/pixel, results {t_result:.3f} s); "
           f"peak RSS {_fmt_mib(peak_acc)} (RSS at start {_fmt_mib(rss0)})")
 
@@ -243,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  NumPy reference skipped ({pixels / 1e6:.0f} M pixels would need about "
               f"{50 * pixels / 2**30:.0f} GiB; --reference forces it)")
 
-    header = f"  {'metric':<12}{'exact %':>10}{'ader %':>10}" + (f"{'reference %':>13}" if reference else "")
+    header = f"  {'metric':<12}" + "".join(f"{p + ' %':>14}" for p in PROFILES) + (
+        f"{'reference %':>13}" if reference else "")
     print(header)
     for k in METRIC_NAMES:
-        line = f"  {k:<12}{_fmt(results['exact'][k]):>10}{_fmt(results['ader'][k]):>10}"
+        line = f"  {k:<12}" + "".join(f"{_fmt(results[p][k]):>14}" for p in PROFILES)
         if reference:
             line += f"{_fmt(reference[k]):>13}"
         print(line)

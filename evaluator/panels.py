@@ -3,7 +3,12 @@
 Written by ``python -m evaluator score --panels N`` beside the result file, in
 ``<result stem>_panels/<split>/<image stem>.png``, and listed in the result's
 ``panels`` (paths relative to the result file's folder), so the leaderboard can
-show them without the submission or benchmark folders.
+show them without the submission or benchmark folders. The folder and the
+result are committed together (:mod:`evaluator.output`).
+
+An anomalous image whose ground truth is empty says why in its title: a
+zero-area annotation (its mask file is empty), or an object too small to
+survive the resize to the evaluation size.
 
 Which images: per split, the first N of the test images ordered anomalous
 first, each group by ``img_path``. Colour scale: fixed per (split, class), the
@@ -15,27 +20,35 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from benchmark import Benchmark, Item
-from contract.files import atomic_write_bytes, replace_folder
+from evaluator.output import panels_folder
 
 CMAP = "jet"
 OVERLAY_ALPHA = 0.5
 
 
 def _test_image(bench: Benchmark, item: Item) -> np.ndarray | None:
-    """The test image as RGB uint8 at the evaluation size, or None if unreadable."""
+    """The test image as RGB uint8 at the evaluation size, or None if unreadable
+    (or larger than any ground-truth mask may be: a decompression bomb)."""
+    import warnings
+
     from PIL import Image
+
+    from benchmark.protocol import MAX_MASK_PIXELS
 
     h, w = bench.eval_size
     try:
-        with Image.open(bench.image_file(item)) as im:
-            return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR))
-    except (OSError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(bench.image_file(item)) as im:
+                if im.size[0] * im.size[1] > MAX_MASK_PIXELS:
+                    return None
+                return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR))
+    except Exception:  # Pillow raises many types on bad files (OSError, SyntaxError, DecompressionBombError, ...)
         return None
 
 
@@ -79,18 +92,41 @@ def panel_names(items: list[Item]) -> dict[str, str]:
     return out
 
 
-def write_panels(bench: Benchmark, states, out: str | os.PathLike, warnings: list[str] | None = None) -> list[dict]:
-    """Write the panels of every split (``states``: the scorer's per-split state) beside ``out``.
+def label_of(bench: Benchmark, item: Item, gt: np.ndarray) -> str:
+    """The panel's label: normal, anomalous, or anomalous with an empty ground truth and why."""
+    if not item.anomaly:
+        return "normal"
+    if gt.any():
+        return "anomalous"
+    import warnings
 
-    The folder is assembled under ``<stem>_panels.partial`` and swapped into
-    place, so it never mixes two runs. Returns the ``panels`` block.
+    from PIL import Image
+
+    from benchmark.protocol import MAX_MASK_PIXELS
+
+    data = bench.mask_bytes(item)  # certified by its sha256
+    if data is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as im:
+                    drawn = im.size[0] * im.size[1] <= MAX_MASK_PIXELS and im.convert("L").getbbox() is not None
+        except Exception:  # an unreadable mask was refused when the ground truth was read
+            drawn = False
+        if drawn:
+            return "anomalous (mask empty at the evaluation size)"
+    return "anomalous (zero-area annotation: empty mask)"
+
+
+def render_panels(bench: Benchmark, states, out: str | os.PathLike,
+                  warnings: list[str] | None = None) -> tuple[list[tuple[str, bytes]], list[dict]]:
+    """The panels of every split (``states``: the scorer's per-split state) for the result ``out``:
+    ``([(path inside the panels folder, PNG bytes)], the result's panels block)``.
+
+    Reading and drawing only; :mod:`evaluator.output` writes them.
     """
-    out = Path(out)
-    folder = out.parent / f"{out.stem}_panels"
-    partial = folder.with_name(folder.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    listing = []
+    folder = panels_folder(Path(out))
+    files, listing = [], []
     for st in states:
         names = panel_names(st.panel_items)
         for item in st.panel_items:
@@ -98,12 +134,10 @@ def write_panels(bench: Benchmark, states, out: str | os.PathLike, warnings: lis
             if image is None and warnings is not None:
                 warnings.append(f"split {st.sid}: panel of {item.img_path} drawn without the image (cannot read it)")
             lo, hi = st.ranges.get(item.cls_name, (0.0, 1.0))
-            label = "anomalous" if item.anomaly else "normal"
-            png = render_panel(image, bench.gt_mask(item), st.panel_maps[item.img_path], lo, hi,
-                               f"split {st.sid} · {item.cls_name} · {item.img_path} ({label})")
+            gt = st.panel_gts[item.img_path]
+            png = render_panel(image, gt, st.panel_maps[item.img_path], lo, hi,
+                               f"split {st.sid} · {item.cls_name} · {item.img_path} ({label_of(bench, item, gt)})")
             rel = f"{st.sid}/{names[item.img_path]}"
-            atomic_write_bytes(partial / rel, png)
+            files.append((rel, png))
             listing.append({"split": st.sid, "img_path": item.img_path, "file": f"{folder.name}/{rel}"})
-    partial.mkdir(parents=True, exist_ok=True)
-    replace_folder(partial, folder)
-    return listing
+    return files, listing

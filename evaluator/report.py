@@ -43,8 +43,11 @@ def format_summary(result: dict, out_path: str | None = None) -> str:
     """Title line, the table, warnings, and where the result went."""
     ev, bench, sub = result["evaluator"], result["benchmark"], result["submission"]
     pool = f", pool {ev['pool']}" if ev.get("pool") else ""
+    if ev.get("aupro_steps") and ev["profile"] != "exact":
+        pool += f", AUPRO {ev['aupro_steps']} {'strips' if ev['profile'] == 'ader-bench' else 'steps'}"
     lines = [
-        f"{sub['method'].get('name', sub['name'])} ({sub['name']}) on {bench['name']} v{bench['version']}, "
+        f"{sub['method'].get('name', sub['name'])} ({sub['name']}) on {bench['name']} v{bench['version']}"
+        f"{'' if result.get('complete', True) else ' (partial: not every split)'}, "
         f"profile {ev['profile']}{pool}, evaluator {ev['version']} (values in %)",
         "",
         format_table(result),

@@ -19,6 +19,7 @@ prediction never leaves something that looks like a finished submission.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath
@@ -58,6 +59,10 @@ class SubmissionWriter:
     ):
         if "name" not in method:
             raise ValueError("method needs at least a 'name'")
+        try:
+            json.dumps(method, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"method must be plain JSON with finite numbers ({e})") from None
         if dtype not in MAP_DTYPES:
             raise ValueError(f"dtype must be one of {sorted(MAP_DTYPES)}")
         self.folder = Path(folder)

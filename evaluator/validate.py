@@ -2,12 +2,14 @@
 
 Checks run cheapest first and read no more than they must:
 
-1. ``submission.json``: valid JSON, follows ``schemas/submission.schema.json``;
+1. ``submission.json``: valid JSON (finite numbers only, bounded nesting),
+   follows ``schemas/submission.schema.json``;
 2. its benchmark name and version equal the benchmark folder's, its splits
    exist there;
 3. the folder listing (no file is opened): no symbolic links or special
-   files, exactly one map per test image in ``<split>/maps/``, nothing else
-   there, no map folder for a split that ``submission.json`` does not list;
+   files, no file name that is not UTF-8 or holds control characters,
+   exactly one map per test image in ``<split>/maps/``, nothing else there,
+   no map folder for a split that ``submission.json`` does not list;
 4. each ``scores.csv``: header ``img_path,score``, one finite score per test
    image, no duplicates, no unknown images;
 5. each map (only by :func:`validate`; :func:`evaluator.score` checks them
@@ -31,7 +33,8 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from benchmark import Benchmark, BenchmarkError, Item, open_benchmark
-from evaluator.maps import MAP_SUFFIXES, MapError, load_map
+from contract.files import loads_json_strict
+from evaluator.maps import MAP_SUFFIXES, MapError, load_map, max_pixels_for
 
 MAX_PROBLEMS = 20
 """How many problems are shown (and, for map contents, looked for) before stopping."""
@@ -91,7 +94,8 @@ class Checked:
     ``maps[split][img_path]`` is the map's path relative to the submission
     folder (POSIX); ``scores[split]`` is ``{img_path: score}`` from
     ``scores.csv`` or ``None``; ``files`` lists every file of the folder
-    (relative POSIX paths, sorted) for the checksum.
+    (relative POSIX paths, sorted) for the checksum, ``sizes`` their sizes in
+    bytes when listed.
     """
 
     root: Path
@@ -101,6 +105,7 @@ class Checked:
     maps: dict[str, dict[str, str]]
     scores: dict[str, dict[str, float] | None]
     files: list[str]
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
@@ -121,12 +126,12 @@ def _short(text: str, n: int = 160) -> str:
 def check_manifest(data: bytes, problems: Problems) -> dict | None:
     """Parse and schema-check ``submission.json``; ``None`` if it has problems."""
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        problems.add(MANIFEST, "not UTF-8 text; write it with evaluator.submission.SubmissionWriter")
-        return None
-    except json.JSONDecodeError as e:
-        problems.add(MANIFEST, f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})")
+        doc = loads_json_strict(data)
+    except ValueError as e:
+        if str(e) == "not UTF-8 text":
+            problems.add(MANIFEST, "not UTF-8 text; write it with evaluator.submission.SubmissionWriter")
+        else:
+            problems.add(MANIFEST, f"malformed JSON ({e})")
         return None
     errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for err in errors:
@@ -135,10 +140,12 @@ def check_manifest(data: bytes, problems: Problems) -> dict | None:
     return None if errors else doc
 
 
-def _walk(root: Path, problems: Problems) -> tuple[list[str], set[str]]:
-    """``(files, links)``: every regular file below ``root`` (relative POSIX paths, sorted), and the
-    symbolic links, which are problems (as are special files). Links are never followed."""
+def _walk(root: Path, problems: Problems) -> tuple[list[str], set[str], dict[str, int]]:
+    """``(files, links, sizes)``: every regular file below ``root`` (relative POSIX paths, sorted),
+    the symbolic links, which are problems (as are special files), and the files' sizes.
+    Links are never followed."""
     files: list[str] = []
+    sizes: dict[str, int] = {}
     links: set[str] = set()
     stack = [""]
     while stack:
@@ -150,8 +157,13 @@ def _walk(root: Path, problems: Problems) -> tuple[list[str], set[str]]:
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            bad_name = _bad_name(entry.name)
+            if bad_name:
+                problems.add(printable(rel), f"file name {bad_name}; rename it")
+                continue
             try:
-                mode = entry.stat(follow_symlinks=False).st_mode
+                st = entry.stat(follow_symlinks=False)
+                mode = st.st_mode
             except OSError as e:
                 problems.add(rel, f"cannot stat ({e.strerror})")
                 continue
@@ -162,9 +174,28 @@ def _walk(root: Path, problems: Problems) -> tuple[list[str], set[str]]:
                 stack.append(rel)
             elif stat.S_ISREG(mode):
                 files.append(rel)
+                sizes[rel] = st.st_size
             else:
                 problems.add(rel, "not a regular file (device, FIFO or socket); remove it")
-    return sorted(files), links
+    return sorted(files), links, sizes
+
+
+def printable(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 and control characters escaped."""
+    raw = os.fsencode(name)
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _bad_name(name: str) -> str | None:
+    """Why a file name cannot be part of a submission (its checksum lines and messages), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "holds control characters"
+    return None
 
 
 def _under_link(key: str, links: set[str]) -> bool:
@@ -191,7 +222,11 @@ def check_scores_csv(data: bytes, rel: str, expected: set[str], problems: Proble
     except UnicodeDecodeError:
         problems.add(rel, "not UTF-8 text")
         return None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:  # a field over csv's 128 KiB limit, a NUL byte, ...
+        problems.add(rel, f"malformed CSV ({_short(str(e), 80)}); one 'img_path,score' row per test image")
+        return None
     if not rows:
         problems.add(rel, "empty file; it needs the header 'img_path,score' and one row per test image")
         return None
@@ -232,7 +267,7 @@ def _read_small(path: Path, rel: str, limit: int, problems: Problems) -> bytes |
             problems.add(rel, f"{size} bytes is too large (limit {limit})")
             return None
         with open(path, "rb") as f:
-            return f.read(limit + 1)
+            return f.read(min(size, limit) + 1)
     except OSError as e:
         problems.add(rel, f"cannot read ({e.strerror})")
         return None
@@ -246,6 +281,10 @@ def check_structure(submission: str | os.PathLike, benchmark: str | os.PathLike 
     """
     root = Path(submission)
     problems = Problems(root)
+    if _bad_name(Path(os.path.abspath(root)).name):
+        problems.lines.append(f"{printable(str(root))}: folder name {_bad_name(Path(os.path.abspath(root)).name)}; "
+                              "rename it (it becomes the result's submission name)")
+        return None, problems.lines
     if not root.exists():
         problems.add(None, "no such folder")
         return None, problems.lines
@@ -285,7 +324,7 @@ def check_structure(submission: str | os.PathLike, benchmark: str | os.PathLike 
         else:
             problems.add(MANIFEST, f"split {sid!r} is not in benchmark {benchmark.root} (it has {', '.join(benchmark.split_ids)})")
 
-    files, links = _walk(root, problems)
+    files, links, sizes = _walk(root, problems)
     by_split: dict[str, list[str]] = {}
     for rel in files:
         parts = rel.split("/")
@@ -334,7 +373,7 @@ def check_structure(submission: str | os.PathLike, benchmark: str | os.PathLike 
             data = _read_small(root / srel, srel, _MAX_SCORES_BYTES, problems)
             if data is not None:
                 scores[sid] = check_scores_csv(data, srel, {it.img_path for it in items}, problems)
-    checked = Checked(root, benchmark, doc, splits, maps, scores, files)
+    checked = Checked(root, benchmark, doc, splits, maps, scores, files, sizes)
     return checked, problems.lines
 
 
@@ -347,11 +386,12 @@ def check_maps(checked: Checked, problems: list[str], limit: int | None = MAX_PR
 
     found = Problems(checked.root, problems)
     todo = [rel for sid in checked.splits for rel in checked.maps[sid].values()]
+    max_pixels = max_pixels_for(checked.benchmark.eval_size)
     for rel in tqdm(todo, desc="validate maps", unit="map", disable=True if quiet else None, leave=False):
         if limit is not None and len(found) >= limit:
             return True
         try:
-            load_map(checked.root / rel)
+            load_map(checked.root / rel, max_pixels)
         except MapError as e:
             found.add(rel, str(e))
         except OSError as e:

@@ -4,33 +4,49 @@ Output folder layout::
 
     <out>/index.html            static page (works from file://, no network)
     <out>/leaderboard.md        README-ready Markdown tables
+    <out>/leaderboard.csv       one row per result × split (leaderboard.frame)
     <out>/plots/<benchmark>-{metrics,splits,sweeps}.{png,svg}
-    <out>/panels/<result folder>/<result stem>_panels/<split>/<image>.png   (copied from the results)
+    <out>/panels/<result key's folder>/<result stem>_panels/<split>/<image>.png   (copied from the results)
+    <out>/.leaderboard-build    marker: this folder is a build output, and the files it holds
 
 Phases, as in pycocotools: read and check every input first (a bad file stops
 the build before anything is written), build the table model, render, then
 publish. Everything is rendered into a temporary sibling folder that replaces
-``<out>`` with a rename at the end, so an interrupted build leaves the old
-leaderboard intact and no file of a previous build survives into the new one.
+``<out>`` by renames at the end (:func:`contract.files.replace_folder`), so an
+interrupted build leaves the old leaderboard intact, and no file of a
+previous build survives into the new one.
+
+``<out>`` is replaced only when the build wrote it: its marker lists every
+file of the previous build, and a folder holding anything else (``docs/``
+beside the page, a file without a marker) is refused with one line, never
+deleted. Folders written by leaderboard 0.1 (no marker, only its own file
+names, its page's generator tag) are recognised too.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
-from contract.files import replace_folder
+from contract.files import recover_folder, replace_folder
+from leaderboard import frame as csv_out
 from leaderboard import html as html_out
 from leaderboard import markdown as md_out
-from leaderboard.reported import PAPER_CSV, load_reported
-from leaderboard.results import Result, load_results
+from leaderboard.reported import DEFAULT_SOURCES, load_sources
+from leaderboard.results import Result, read_panel, read_results
 from leaderboard.table import Section, build_sections
 
-#: Files whose presence says a folder is a leaderboard we may replace.
-OWN_FILES = ("index.html", "leaderboard.md")
+MARKER = ".leaderboard-build"
+MARKER_HEAD = ("coco-ad leaderboard: written by `python -m leaderboard build`, which replaces this whole folder "
+               "on every build.\nFiles of this build:\n")
+#: What leaderboard 0.1 wrote (it had no marker): top-level names, and the page's generator tag.
+LEGACY_NAMES = {"index.html", "leaderboard.md", "plots", "panels"}
+LEGACY_TAG = b'<meta name="generator" content="coco-ad leaderboard '
 
 
 class BuildError(Exception):
@@ -49,33 +65,103 @@ class BuildSummary:
         return self.out / "index.html"
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
+def _listing(folder: Path) -> tuple[list[str], list[str]]:
+    """(relative paths of the regular files, relative paths of anything else that is not a folder) below ``folder``."""
+    files, others = [], []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath)
+        for name in list(dirnames):
+            if (base / name).is_symlink():
+                dirnames.remove(name)
+                others.append((base / name).relative_to(folder).as_posix())
+        for name in filenames:
+            rel = (base / name).relative_to(folder).as_posix()
+            (files if stat.S_ISREG(os.lstat(base / name).st_mode) else others).append(rel)
+    return sorted(files), sorted(others)
+
+
+def _is_legacy(out: Path, files: list[str]) -> bool:
+    top = {PurePosixPath(f).parts[0] for f in files}
+    if not top <= LEGACY_NAMES or "index.html" not in files:
+        return False
+    if any(f.startswith("plots/") and not f.endswith((".png", ".svg")) for f in files):
+        return False
+    if any(f.startswith("panels/") and not f.endswith(".png") for f in files):
+        return False
+    with open(out / "index.html", "rb") as f:
+        return LEGACY_TAG in f.read(4096)
+
+
+def check_out(out: Path) -> None:
+    """Refuse (one line) an ``out`` that this build may not replace; see the module docstring."""
+    if out.is_symlink():
+        raise BuildError(f"{out}: is a symbolic link; pass the real folder as --out DIR")
+    if not out.exists():
+        return
+    if not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder; pass another --out DIR")
-    if out.is_dir() and any(out.iterdir()) and not any((out / f).is_file() for f in OWN_FILES):
-        raise BuildError(f"{out}: is a non-empty folder that is not a leaderboard (no index.html); "
-                         f"pass an empty or new --out DIR")
+    try:
+        files, others = _listing(out)
+    except OSError as e:
+        raise BuildError(f"{out}: cannot list it ({e.strerror or e}); pass another --out DIR") from None
+    if not files and not others:
+        return
+    hint = "move it away or pass an empty or new --out DIR"
+    if others:
+        raise BuildError(f"{out}: holds {others[0]}, which the leaderboard build did not write "
+                         f"(not a regular file); {hint}")
+    marker = out / MARKER
+    if MARKER in files:
+        try:
+            text = marker.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if not text.startswith(MARKER_HEAD):
+            raise BuildError(f"{marker}: not a marker of the leaderboard build; {hint}")
+        ours = set(text[len(MARKER_HEAD):].splitlines()) | {MARKER}
+        extra = [f for f in files if f not in ours]
+        if extra:
+            raise BuildError(f"{out}: holds {extra[0]}, which the leaderboard build did not write; {hint}")
+        return
+    try:
+        legacy = _is_legacy(out, files)
+    except OSError:
+        legacy = False
+    if not legacy:
+        raise BuildError(f"{out}: is a non-empty folder that the leaderboard build did not write (no {MARKER} "
+                         f"marker); {hint}")
+
+
+def _inside(out: Path, folder: Path) -> bool:
+    o, f = out.resolve(), folder.resolve()
+    return o == f or f in o.parents
 
 
 def _panel_target(res: Result, file: str) -> str:
-    parent = PurePosixPath(res.rel).parent
-    return (PurePosixPath("panels") / parent / file).as_posix()
+    return (PurePosixPath("panels") / PurePosixPath(res.key).parent / file).as_posix()
 
 
-def _copy_panels(results: list[Result], stage: Path) -> dict:
-    """Copy each result's panel PNGs into ``stage/panels``; ``{result rel: [(caption, relative file)]}``."""
+def _write(stage: Path, rel: str, data: bytes) -> None:
+    p = stage / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+
+
+def _panels(sections: list[Section]) -> dict:
+    """``{result key: [(caption, relative file)]}`` of the panels shown (one result per submission)."""
     out: dict = {}
-    for res in results:
-        items = []
-        for p in res.panels:
-            rel = _panel_target(res, p["file"])
-            dst = stage / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes((res.path.parent / p["file"]).read_bytes())
-            items.append((f"split {p['split']} · {p['img_path']}", rel))
-        if items:
-            out[res.rel] = items
+    for sec in sections:
+        for _, res in sec.panels:
+            out[res.key] = [(f"split {p['split']} · {p['img_path']}", _panel_target(res, p["file"]))
+                            for p in res.panels]
     return out
+
+
+def _copy_panels(sections: list[Section], stage: Path) -> None:
+    for sec in sections:
+        for _, res in sec.panels:
+            for p in res.panels:
+                _write(stage, _panel_target(res, p["file"]), read_panel(res, p))
 
 
 def _write_plots(sections: list[Section], stage: Path) -> dict:
@@ -91,7 +177,7 @@ def _write_plots(sections: list[Section], stage: Path) -> dict:
             fig = make(sec)
             if fig is None:
                 continue
-            rel = f"plots/{html_out.slug(sec.benchmark)}-{kind}"
+            rel = f"plots/{sec.slug}-{kind}"
             plots.save_figure(fig, stage / rel)
             stems[kind] = rel
         if stems:
@@ -99,43 +185,67 @@ def _write_plots(sections: list[Section], stage: Path) -> dict:
     return out
 
 
-def build(results_dir: Path, out: Path, reported_csv: Path | None = PAPER_CSV, quiet: bool = False) -> BuildSummary:
-    """Build the leaderboard of every result file below ``results_dir`` into ``out``.
+def _marker(files: list[str]) -> bytes:
+    return (MARKER_HEAD + "".join(f"{f}\n" for f in files)).encode("utf-8")
 
-    ``reported_csv``: published numbers to show beside the scored rows (the
-    paper's, by default); None leaves them out.
+
+def build(results, out: Path, reported=DEFAULT_SOURCES, quiet: bool = False,
+          note: Callable[[str], None] | None = None) -> BuildSummary:
+    """Build the leaderboard of the result files and folders ``results`` (a path or a list) into ``out``.
+
+    ``reported``: CSV files of published numbers, each shown as its own
+    source (default: the InvAD paper's and ADer's benchmark); None or () leaves
+    them out. ``note``: receives one line per input skipped (not a result, a link).
     """
-    results_dir, out = Path(results_dir), Path(out)
-    results = load_results(results_dir)
-    reported = load_reported(Path(reported_csv)) if reported_csv is not None else []
-    _check_out(out)
-    if out.resolve() == results_dir.resolve() or results_dir.resolve() in out.resolve().parents:
-        raise BuildError(f"{out}: must not be inside the results folder {results_dir}; pass another --out DIR")
-    sections = build_sections(results, reported)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.*.tmp"):  # leftovers of an interrupted build
-        shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", suffix=".tmp", dir=out.parent))
+    out = Path(out)
     try:
-        panels = _copy_panels(results, stage)
+        # First of all, even if this build fails: a crash between the renames of an
+        # earlier build left the last complete leaderboard aside; put it back.
+        recover_folder(out)
+    except OSError as e:
+        raise BuildError(f"{out}: cannot restore the previous leaderboard ({e.strerror or e})") from None
+    inputs = [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(p) for p in results]
+    for folder in inputs:
+        if folder.is_dir() and _inside(out, folder):
+            raise BuildError(f"{out}: must not be inside the results folder {folder}; pass another --out DIR")
+    loaded = read_results(inputs, note=note)
+    rows = load_sources(reported or ())
+    check_out(out)
+    sections = build_sections(loaded, rows)
+    panels = _panels(sections)
+
+    stage = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{out.name}.build-*.tmp"):  # staging folders of interrupted builds
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", suffix=".tmp", dir=out.parent))
+        _copy_panels(sections, stage)
         plots = _write_plots(sections, stage)
-        (stage / "leaderboard.md").write_bytes(md_out.render(sections).encode("utf-8"))
-        page = html_out.render(sections, plots, panels, len(results))
-        (stage / "index.html").write_bytes(page.encode("utf-8"))
+        _write(stage, "leaderboard.md", md_out.render(sections).encode("utf-8"))
+        _write(stage, "leaderboard.csv", csv_out.csv_bytes(loaded))
+        _write(stage, "index.html", html_out.render(sections, plots, panels, len(loaded)).encode("utf-8"))
+        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        _write(stage, MARKER, _marker(files))
+        files = sorted([*files, MARKER])
         os.chmod(stage, 0o755)
-        files = tuple(sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()))
         replace_folder(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    summary = BuildSummary(out=out, n_results=len(results), benchmarks=tuple(s.benchmark for s in sections),
-                           files=files)
+        stage = None
+    except OSError as e:
+        where = e.filename or out
+        raise BuildError(f"{out}: cannot write the leaderboard ({e.strerror or e}: {where}); "
+                         f"check that the folder is writable and the disk has room") from None
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+    summary = BuildSummary(out=out, n_results=len(loaded), benchmarks=tuple(s.benchmark for s in sections),
+                           files=tuple(files))
     if not quiet:
-        scored = sum(1 for s in sections if s.scored)
-        print(f"leaderboard: {len(results)} result file{'s' if len(results) != 1 else ''} on {scored} "
+        scored = sum(1 for s in sections if s.scored_groups)
+        print(f"leaderboard: {len(loaded)} result file{'s' if len(loaded) != 1 else ''} on {scored} "
               f"benchmark{'s' if scored != 1 else ''} (+{len(sections) - scored} with reported numbers only), "
               f"{len(files)} files in {out}")
         print(f"leaderboard: page {summary.index.resolve().as_uri()}")
-        print(f"leaderboard: table {(out / 'leaderboard.md')}")
+        print(f"leaderboard: table {out / 'leaderboard.md'}, data {out / 'leaderboard.csv'}")
     return summary

@@ -10,13 +10,19 @@ command line only (a child ``python -m …`` process, output streamed)::
     validate    python -m evaluator validate W/submissions/invad-tiny --benchmark W/benchmark
     score       python -m evaluator score … --profile exact --panels 2 --out W/results/invad-tiny.exact.json
     score       python -m evaluator score … --profile ader  --panels 2 --out W/results/invad-tiny.ader.json
+    score       python -m evaluator score … --profile ader-bench --panels 2 --out W/results/invad-tiny.ader-bench.json
     then
     leaderboard python -m leaderboard build --results W/results --out W/leaderboard
 
 A rerun skips every step whose outputs exist and are at least as new as its
 inputs (make's rule), so an interrupted job resumes where it stopped and a
-changed input reruns only what depends on it. A failing step stops the job
-with the step's exit code and one line naming the step.
+changed input reruns only what depends on it. The leaderboard's inputs are
+every result file in ``W/results``, not only the job's own: put your own
+result there (``python -m evaluator score … --out W/results/mine.exact.json``,
+or ``examples/bring_your_own.py``) and a rerun rebuilds the board with it; the
+list of results of the last build is kept in ``W/.leaderboard-inputs``, so an
+added, removed or replaced file is noticed whatever its time stamp. A failing
+step stops the job with the step's exit code and one line naming the step.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from contract.files import atomic_write_bytes
+
 #: (baseline package, preset) trained and scored by the main job, in this order.
 BASELINES = (
     ("baselines.invad", "invad-tiny"),
+    ("baselines.vitad", "vitad-tiny"),
     ("baselines.uniad", "uniad-tiny"),
 )
 PANELS = 2
-PROFILES = ("exact", "ader")
+PROFILES = ("exact", "ader", "ader-bench")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,8 @@ class Step:
     inputs: tuple = ()
     stale: tuple = ()
     writes: bool = True
+    scan: Path | None = None
+    stamp: Path | None = None
 
 
 @dataclass
@@ -95,7 +106,8 @@ def plan(workdir: Path, quiet: bool = False) -> Plan:
                               (results[p],), (sub_json, manifest)))
     steps.append(Step("build the leaderboard",
                       ("leaderboard", "build", "--results", str(results_dir), "--out", str(board), *q),
-                      (board / "index.html",), tuple(all_results)))
+                      (board / "index.html",), tuple(all_results), scan=results_dir,
+                      stamp=w / ".leaderboard-inputs"))
     return Plan(steps=steps, page=board / "index.html")
 
 
@@ -106,12 +118,40 @@ def _mtime(p: Path) -> int | None:
         return None
 
 
+def scanned(folder: Path | None) -> list[Path]:
+    """The ``*.json`` files below ``folder`` that ``leaderboard build`` would consider, sorted."""
+    if folder is None or not folder.is_dir():
+        return []
+    from leaderboard.nofollow import walk_json
+
+    return [folder / rel for rel in sorted(walk_json(folder, lambda line: None))]
+
+
+def listing(files: list[Path]) -> str:
+    """One line per file: path, size and mtime in nanoseconds (what a stamp compares)."""
+    lines = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        lines.append(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n")
+    return "".join(lines)
+
+
 def up_to_date(step: Step) -> bool:
-    """Every output exists and none is older than an existing input."""
+    """Every output exists, none is older than an existing input, and the scanned inputs are those of the stamp."""
     outs = [_mtime(p) for p in step.outputs]
     if not outs or any(t is None for t in outs):
         return False
-    ins = [t for t in (_mtime(p) for p in step.inputs) if t is not None]
+    found = scanned(step.scan)
+    if step.stamp is not None:
+        try:
+            if step.stamp.read_text(encoding="utf-8") != listing(found):
+                return False
+        except (OSError, UnicodeDecodeError):
+            return False
+    ins = [t for t in (_mtime(p) for p in (*step.inputs, *found)) if t is not None]
     return not ins or min(outs) >= max(ins)
 
 
@@ -173,6 +213,8 @@ def run_job(steps: list, runner: Callable[[tuple], int] = subprocess_runner, qui
         if missing:
             say(f"demo: step {i}/{n} '{step.name}' exited 0 but did not write {', '.join(missing)}")
             return 1
+        if step.stamp is not None:
+            atomic_write_bytes(step.stamp, listing(scanned(step.scan)).encode("utf-8"))
         if not quiet:
             say(f"    done ({_clock(clock() - t0)} elapsed)")
     return 0
@@ -183,7 +225,7 @@ def main(argv=None) -> int:
         prog="python -m leaderboard.demo",
         description="Run the whole chain on the embedded demo: build the demo benchmark, train and predict "
                     f"{', '.join(p for _, p in BASELINES)} on every split, validate and score each "
-                    f"({' and '.join(PROFILES)} profiles), build the leaderboard. Finished steps are skipped "
+                    f"({', '.join(PROFILES)} profiles), build the leaderboard. Finished steps are skipped "
                     "on a rerun.")
     parser.add_argument("--workdir", default="runs/demo", metavar="DIR",
                         help="where every output goes (default: runs/demo)")

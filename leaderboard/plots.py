@@ -6,6 +6,9 @@ PNG and SVG files. Hence the Agg canvas (no GUI backend), figures built as
 font (DejaVu Sans, which matplotlib ships), text drawn as paths in SVG, a
 fixed ``svg.hashsalt`` for the SVG element ids, and no date or software
 metadata in the files.
+
+Names from result files are plain text in every label (:func:`leaderboard.text.plot`
+escapes ``$``): a method called ``$\\frac{1}{0}$`` must not be parsed as mathtext.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ matplotlib.use("Agg")  # before any canvas is made; pages are built headless
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from leaderboard import text  # noqa: E402
 from leaderboard.results import METRICS, SWEEP_CURVES  # noqa: E402
 from leaderboard.table import COLUMNS, Section  # noqa: E402
 
@@ -82,7 +86,7 @@ def _grouped_bars(ax, rows, columns, palette, hatch=None) -> None:
     for i, row in enumerate(rows):
         offs = [x - 0.4 + width * (i + 0.5) for x in xs]
         ax.bar(offs, [_pct(row.values[c]) for c in columns], width=width, color=_color(i, palette),
-               label=row.label, hatch=hatch, edgecolor="white" if hatch is None else "#555555", linewidth=0.4)
+               label=text.plot(row.label), hatch=hatch, edgecolor="white" if hatch is None else "#555555", linewidth=0.4)
     ax.set_xticks(list(xs), list(columns), rotation=35, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")
@@ -91,11 +95,14 @@ def _grouped_bars(ax, rows, columns, palette, hatch=None) -> None:
 
 
 def metric_bars(sec: Section) -> Figure | None:
-    """Grouped bars per metric: scored rows on top, reported rows in a separate panel below."""
-    panels = [(rows, title, pal, hatch) for rows, title, pal, hatch in (
-        (sec.scored, f"{sec.benchmark}: scored by the evaluator (mean over splits)", SCORED_COLORS, None),
-        (sec.reported, f"{sec.benchmark}: reported in the paper (not scored here)", REPORTED_COLORS, "//"),
-    ) if rows]
+    """Grouped bars per column, one panel per group of the section (scored groups, then each reported source)."""
+    panels = []
+    for g in sec.groups:
+        if g.kind == "scored":
+            panels.append((g.rows, f"{sec.benchmark}: {g.heading} (mean over splits)",
+                           SCORED_COLORS, None))
+        else:
+            panels.append((g.rows, f"{sec.benchmark}: {g.heading} (not scored here)", REPORTED_COLORS, "//"))
     if not panels:
         return None
     with matplotlib.rc_context(RC):
@@ -103,7 +110,7 @@ def metric_bars(sec: Section) -> Figure | None:
         axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
         for ax, (rows, title, pal, hatch) in zip(axes, panels):
             _grouped_bars(ax, rows, COLUMNS, pal, hatch)
-            ax.set_title(title, loc="left", fontsize=10)
+            ax.set_title(text.plot(title), loc="left", fontsize=10)
     return fig
 
 
@@ -112,7 +119,8 @@ def split_breakdown(sec: Section) -> Figure | None:
     if not sec.scored or not sec.splits:
         return None
     split_ids = list(sec.splits)
-    labels = [r.key for r in sec.scored]
+    scored = sec.scored
+    labels = [r.key for r in scored]
     with matplotlib.rc_context(RC):
         ncols = 4
         nrows = math.ceil(len(METRICS) / ncols)
@@ -127,22 +135,23 @@ def split_breakdown(sec: Section) -> Figure | None:
                     row = next((r for r in sec.splits[sid] if r.key == f"{key}#{sid}"), None)
                     xs.append(j - 0.4 + width * (i + 0.5))
                     ys.append(_pct(row.values[metric]) if row is not None else math.nan)
-                ax.bar(xs, ys, width=width, color=_color(i), label=sec.scored[i].label)
+                ax.bar(xs, ys, width=width, color=_color(i), label=text.plot(scored[i].label))
             ax.set_title(metric, fontsize=9)
-            ax.set_xticks(range(len(split_ids)), [f"split {s}" for s in split_ids], fontsize=7)
+            ax.set_xticks(range(len(split_ids)), [text.plot(f"split {s}") for s in split_ids], fontsize=7)
             ax.set_ylim(0, 100)
             ax.grid(axis="x", visible=False)
         for ax in axes[len(METRICS):]:
             ax.axis("off")
         handles, names = axes[0].get_legend_handles_labels()
         axes[-1].legend(handles, names, loc="center", fontsize=8, frameon=False)
-        fig.suptitle(f"{sec.benchmark}: per-split breakdown (%)", fontsize=10)
+        fig.suptitle(text.plot(f"{sec.benchmark}: per-split breakdown (%)"), fontsize=10)
     return fig
 
 
 def sweep_curves(sec: Section) -> Figure | None:
     """F1 / IoU / recall against the normalised threshold, per split (rows) for each scored result."""
-    with_sweeps = [(row, res) for row, res in zip(sec.scored, sec.results) if res.sweeps]
+    scored = sec.scored
+    with_sweeps = [(row, sec.results[row.key]) for row in scored if sec.results[row.key].sweeps]
     if not with_sweeps:
         return None
     split_ids = [s for s in sec.splits if any(s in res.sweeps for _, res in with_sweeps)]
@@ -156,13 +165,13 @@ def sweep_curves(sec: Section) -> Figure | None:
                     sw = res.sweeps.get(sid)
                     if sw is None:
                         continue
-                    ax.plot(sw["thresholds"], [_pct(v) for v in sw[curve]], color=_color(sec.scored.index(row)),
+                    ax.plot(sw["thresholds"], [_pct(v) for v in sw[curve]], color=_color(scored.index(row)),
                             linestyle=LINESTYLES[i // len(SCORED_COLORS) % len(LINESTYLES)], linewidth=1.2,
-                            label=row.label)
+                            label=text.plot(row.label))
                 for t in (0.2, 0.8):
                     ax.axvline(t, color="#999999", linewidth=0.6, linestyle=":")
                 if k == 0:
-                    ax.set_title(f"split {sid}", fontsize=9)
+                    ax.set_title(text.plot(f"split {sid}"), fontsize=9)
                 if j == 0:
                     ax.set_ylabel(f"{curve} (%)")
                 if k == len(SWEEP_CURVES) - 1:
@@ -170,6 +179,6 @@ def sweep_curves(sec: Section) -> Figure | None:
                 ax.set_xlim(0, 1)
                 ax.set_ylim(0, 100)
         axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-        fig.suptitle(f"{sec.benchmark}: threshold sweeps (mean over classes; dotted lines: the .2–.8 range)",
-                     fontsize=10)
+        fig.suptitle(text.plot(f"{sec.benchmark}: threshold sweeps (mean over classes; dotted lines: the .2–.8 "
+                               f"range)"), fontsize=10)
     return fig

@@ -57,14 +57,28 @@ def test_atomic_write_leaves_no_temp(tmp_path):
 
 
 def test_protocol_resizes_like_pillow_bilinear():
-    mask = np.zeros((8, 8), np.uint8)
-    mask[2:6, 2:6] = 255
-    small = resize_mask(mask, (4, 4))
-    assert small.dtype == bool and small[1:3, 1:3].all() and not small[0].any()
-    ramp = np.tile(np.arange(8, dtype=np.float32), (8, 1))
-    out = resize_map(ramp, (8, 16))
-    assert out.shape == (8, 16) and out.dtype == np.float32
-    assert np.all(np.diff(out[0]) >= 0) and out.min() >= 0 and out.max() <= 7
+    """Both resizes are Pillow's bilinear filter itself: compared with Pillow called directly."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((37, 53), np.uint8)
+    mask[5:20, 8:31] = 255
+    mask[25:27, 40:52] = 255
+    for size in ((16, 16), (64, 96), (37, 53)):
+        h, w = size
+        want = np.asarray(Image.fromarray(mask).resize((w, h), Image.BILINEAR)) > 127
+        got = resize_mask(mask, size)
+        assert got.dtype == bool and got.shape == size
+        np.testing.assert_array_equal(got, want)
+    amap = rng.standard_normal((23, 41)).astype(np.float32)
+    for size in ((8, 16), (64, 48), (256, 256)):
+        h, w = size
+        want = np.asarray(Image.fromarray(amap).resize((w, h), Image.BILINEAR))
+        got = resize_map(amap, size)
+        assert got.dtype == np.float32 and got.shape == size
+        np.testing.assert_array_equal(got, want)
+    # Bilinear, not nearest: the resized map takes values between its neighbours.
+    assert not np.isin(resize_map(amap, (64, 48)), amap).all()
     same = np.ones((8, 8), np.float16)
     assert resize_map(same, (8, 8)) is same
 
@@ -88,6 +102,9 @@ def test_submission_writer_roundtrip(tmp_path, make_benchmark):
 
 def test_submission_writer_refuses_incomplete_and_bad_maps(tmp_path, make_benchmark):
     bench = open_benchmark(make_benchmark())
+    with pytest.raises(ValueError, match="finite"):
+        SubmissionWriter(tmp_path / "nan", bench, method={"name": "X", "params_m": float("nan")})
+    assert not (tmp_path / "nan.partial").exists()
     w = SubmissionWriter(tmp_path / "sub", bench, method={"name": "X"})
     item = bench.items("0")[0]
     with pytest.raises(ValueError, match="NaN"):

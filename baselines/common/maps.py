@@ -89,6 +89,19 @@ def mean_cosine_anomaly_map(
     return gaussian_blur(total / len(feats), sigma)
 
 
+def pooled_max(maps: torch.Tensor, k: int) -> torch.Tensor:
+    """(B,) float64 image scores: the maximum of each (B, H, W) map's k×k average pooling.
+
+    Stride 1, no padding (ADer's evaluator with ``pooling_ks=[k, k]``), in
+    float64 as ADer pools its float64 maps.
+    """
+    h, w = maps.shape[-2:]
+    if not 1 <= k <= min(h, w):
+        raise ValueError(f"pooling window {k} does not fit maps of {h}x{w}")
+    pooled = F.avg_pool2d(maps.double()[:, None], k, stride=1)
+    return pooled.flatten(1).amax(1)
+
+
 def feature_mse(feats: Sequence[torch.Tensor], recs: Sequence[torch.Tensor]) -> torch.Tensor:
     """Sum over levels of the mean squared error between features and reconstructions."""
     return sum(F.mse_loss(r, f) for f, r in zip(feats, recs))

@@ -62,16 +62,6 @@ class ReconstructionModel(nn.Module):
         """(B, H, W) float32 anomaly maps at ``out_size``; higher = more anomalous."""
         return cosine_anomaly_map(feats, recs, out_size, self.sigma)
 
-    @torch.no_grad()
-    def image_scores(self, maps: torch.Tensor) -> torch.Tensor | None:
-        """(B,) image scores of the (B, H, W) maps of :meth:`anomaly_map`, or ``None``.
-
-        ``None`` (the default) writes no ``scores.csv``: the evaluator scores
-        an image by its map's maximum (SPEC §4). A method whose published
-        image score is something else returns it here.
-        """
-        return None
-
     def train(self, mode: bool = True) -> "ReconstructionModel":
         super().train(mode)
         self.encoder.train(False)
@@ -99,7 +89,8 @@ def build_model(preset: Preset, weights: str | None = None) -> ReconstructionMod
     """The model of ``preset``, its encoder loaded from ``weights`` (default: the preset's)."""
     if preset.method not in _METHODS:
         raise BaselineError(f"preset {preset.name!r}: method {preset.method!r} is not registered")
-    encoder = create_encoder(preset.backbone, preset.out_indices, preset.weights if weights is None else weights)
+    encoder = create_encoder(preset.backbone, preset.out_indices, preset.weights if weights is None else weights,
+                             model_kwargs=preset.encoder_kwargs)
     return _METHODS[preset.method](preset, encoder)
 
 

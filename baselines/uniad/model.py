@@ -46,7 +46,8 @@ Loss: MSE between the reconstructed and the aligned features. Map: the L2
 distance over channels between them at each of the 16×16 positions, upsampled
 bilinearly with ``align_corners=True`` to the image size, no smoothing (ADer's
 ``pred``). Image score: the maximum of the map's 16×16 average pooling (stride
-1, no padding), ADer's ``pooling_ks = [16, 16]``.
+1, no padding), ADer's ``pooling_ks = [16, 16]`` (the preset's ``pool``;
+prediction writes it to ``scores.csv``).
 
 Randomness (jitter, dropout) is drawn from generators seeded by
 (``seed``, training step, process rank) at every training forward and
@@ -259,14 +260,13 @@ def _clones(layer: nn.Module, n: int) -> nn.ModuleList:
 class UniAD(ReconstructionModel):
     """UniAD: frozen encoder → aligned features → neighbour-masked reconstruction transformer."""
 
-    def __init__(self, encoder: FrozenEncoder, image_size: int, seed: int = 0, pool: int | None = 16,
-                 loss_weight: float = 1.0, **transformer):
+    def __init__(self, encoder: FrozenEncoder, image_size: int, seed: int = 0, loss_weight: float = 1.0,
+                 **transformer):
         super().__init__(encoder, loss_weight=loss_weight, sigma=0.0)
         deepest = encoder.reductions[-1]
         if image_size % deepest:
             raise ValueError(f"image size {image_size} is not a multiple of the deepest reduction {deepest}")
         self.image_size = int(image_size)
-        self.pool = None if pool is None else int(pool)
         self.seed = int(seed)
         self.removed_backbone_params = drop_unused_blocks(encoder)
         self.align = FeatureAlign()
@@ -297,19 +297,6 @@ class UniAD(ReconstructionModel):
         """(B, H, W) float32: ‖reconstruction − feature‖₂ over channels, bilinear (align_corners=True) to ``out_size``."""
         d = (recs[0].float() - feats[0].float()).pow(2).sum(1, keepdim=True).sqrt()
         return F.interpolate(d, size=tuple(out_size), mode="bilinear", align_corners=True)[:, 0]
-
-    @torch.no_grad()
-    def image_scores(self, maps: torch.Tensor) -> torch.Tensor | None:
-        """Maximum of the ``pool``×``pool`` average pooling (stride 1, no padding) of each float32 map.
-
-        As ADer's evaluator (``avg_pool2d`` of the float32 maps at the input
-        size); ``pool`` is capped at the map's size. ``pool=None``: no own
-        score (the evaluator takes the map's maximum).
-        """
-        if self.pool is None:
-            return None
-        k = min(self.pool, *maps.shape[-2:])
-        return F.avg_pool2d(maps[:, None].float(), k, stride=1).flatten(1).amax(1)
 
 
 def _rank() -> int:

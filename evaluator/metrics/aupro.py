@@ -14,17 +14,24 @@ map value t (pixel anomalous if value >= t), from (0, 0); the trapezoid area of
 PRO over FPR from 0 to 0.3, the curve linearly interpolated at FPR = 0.3,
 divided by 0.3, so a perfect detector scores 1.
 
-Profile ``ader`` (ADer's ``cal_pro_score``), differing in:
+Profile ``ader-bench``: ADEval's binned AUPRO (:mod:`evaluator.metrics.binned`).
 
-- thresholds: only ``np.arange(min, max, (max - min) / 200)`` of the raw maps
-  of the class (float64; so ~200 points, and the maximum itself is none);
-- a pixel is anomalous if its value is ``> t`` (strictly);
+Profile ``ader`` (ADer's ``cal_pro_score`` with ``max_step`` S, 100 as the
+published configs pass it), differing from ``exact`` in:
+
+- thresholds: only ``np.arange(min, max, delta)`` with
+  ``delta = float(float32(max) - float32(min)) / S`` over the raw maps of the
+  class (float32, or float16 widened exactly): under NumPy 1.x, which ADer ran,
+  the float32 difference stays float32 and the division by the integer S
+  gives a float64, so arange is float64 (about S points; the maximum itself is none);
+- a pixel is anomalous if its value is ``> t``, compared in float32 (NumPy 1.x
+  rounds the float64 threshold to the float32 array's type), so ``v > float32(t)``;
 - the points with FPR < 0.3 are kept (no interpolation at 0.3), their FPRs
   rescaled to (f - min f) / (max f - min f), and the area is the trapezoid
   rule in threshold order (``sklearn.metrics.auc``), which is not divided by
   0.3 but rescaled in FPR instead;
 - ADer averages per-region overlaps region by region; the weighted sum here is
-  the same number up to float64 rounding (~1e-16).
+  the same number up to float64 rounding (~1e-16);
 - undefined (``None``; ADer would give NaN) for constant maps, or when fewer
   than two thresholds have distinct FPRs below 0.3.
 """
@@ -43,18 +50,23 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
 
 
-def aupro_from_counts(kc: KeyCounts, profile: str = "exact") -> float | None:
+def aupro_from_counts(kc: KeyCounts, profile: str = "exact", steps: int = ADER_AUPRO_STEPS) -> float | None:
     """AUPRO of a pixel table (see the module docstring); ``None`` if undefined.
 
     Undefined: no ground-truth region (no anomalous pixel) or no normal pixel;
-    for ``ader`` also constant maps or a degenerate kept FPR range.
+    for ``ader`` also constant maps or a degenerate kept FPR range. ``steps``:
+    ADer's ``max_step_aupro`` (profile ``ader`` only).
     """
     _check_profile(profile)
     if kc.values.size == 0 or kc.n_regions == 0 or kc.n_neg == 0:
         return None
     if profile == "exact":
         return _aupro_exact(kc)
-    return _aupro_ader(kc)
+    if profile == "ader-bench":
+        from evaluator.metrics.binned import adeval_pixel_metrics
+
+        return adeval_pixel_metrics(kc)["AUPRO"]
+    return _aupro_ader(kc, steps)
 
 
 @njit(cache=True)
@@ -93,13 +105,30 @@ def _aupro_exact(kc: KeyCounts) -> float:
     return float(_aupro_exact_kernel(kc.neg, kc.weight, AUPRO_FPR_LIMIT))
 
 
-def _aupro_ader(kc: KeyCounts) -> float | None:
+def ader_aupro_thresholds(lo: float, hi: float, steps: int) -> np.ndarray:
+    """ADer's AUPRO thresholds for maps of float32 minimum ``lo`` and maximum
+    ``hi``, as NumPy 1.x computes them (see the module docstring), float64."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    with np.errstate(over="ignore"):
+        span = hi32 - lo32
+    return np.arange(float(lo32), float(hi32), float(span) / steps)
+
+
+def _check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"AUPRO steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def _aupro_ader(kc: KeyCounts, steps: int = ADER_AUPRO_STEPS) -> float | None:
+    steps = _check_steps(steps)
     lo, hi = kc.values[0], kc.values[-1]
     if hi == lo:
         return None
-    thresholds = np.arange(lo, hi, (hi - lo) / ADER_AUPRO_STEPS)
-    # Pixels strictly above t are the table entries from index `first` on.
-    first = np.searchsorted(kc.values, thresholds, side="right")
+    thresholds = ader_aupro_thresholds(lo, hi, steps)
+    # Pixels strictly above float32(t) are the table entries from index `first`
+    # on (the table's float64 values are float32 values, so this compare is exact).
+    first = np.searchsorted(kc.values, thresholds.astype(np.float32).astype(np.float64), side="right")
     fpr = suffix_sums_at(kc.neg, first) / kc.n_neg
     # Divided by the total weight (= n_regions up to rounding; see the exact kernel).
     pro = suffix_sums_at(kc.weight, first) / suffix_sums_at(kc.weight, np.zeros(1, np.int64))[0]
@@ -112,11 +141,12 @@ def _aupro_ader(kc: KeyCounts) -> float | None:
     return float(-np.sum(np.diff(fpr) * (pro[1:] + pro[:-1])) / 2.0)
 
 
-def aupro(masks, maps, profile: str = "exact") -> float | None:
+def aupro(masks, maps, profile: str = "exact", steps: int = ADER_AUPRO_STEPS) -> float | None:
     """AUPRO of a class's ground-truth masks and anomaly maps (see the module docstring).
 
     ``masks``: boolean (N, H, W) or a sequence of (H, W) masks; ``maps``:
-    float16/float32 of the same shapes. ``None`` if undefined.
+    float16/float32 of the same shapes. ``None`` if undefined. ``steps``:
+    ADer's threshold count (profile ``ader`` only).
 
     A detector whose region outranks every normal pixel covers it fully
     before any false positive, so PRO = 1 over the whole FPR range:
@@ -128,4 +158,4 @@ def aupro(masks, maps, profile: str = "exact") -> float | None:
     """
     from evaluator.metrics.accumulate import pixel_counts
 
-    return aupro_from_counts(pixel_counts(masks, maps), profile)
+    return aupro_from_counts(pixel_counts(masks, maps), profile, steps)

@@ -17,6 +17,9 @@ time:
   onto +0), so a dense table of 65,536 keys (counts int64, weight float64:
   1.5 MiB; one per lane, 12 MiB) is exact and does not grow with the number
   of images. With the staging and scratch buffers a class holds ~20 MiB.
+- 16-bit PNG maps (uint16 codes c, value float32(c) / 65535, see
+  :mod:`evaluator.maps`): the code is its own key in a second dense table
+  of the same size, so these maps are exact in constant memory too.
 - float32 maps: the 2^32 keys cannot be a dense table, so the 32-bit sortable
   key of every pixel is kept: 4 bytes per normal pixel, 8 bytes per anomalous
   pixel (key and region area packed in 64 bits), in chunks of 2^24 entries
@@ -25,8 +28,8 @@ time:
   bytes per distinct value (up to another ~10 GB if nearly every pixel of such
   a split has its own value), so float32 scoring of COCO-AD wants ~12 GB free;
   store float16 maps for constant memory.
-- Both kinds in one class are merged by value (a float16 value is exactly a
-  float32 value).
+- Several kinds in one class are merged by value (a float16 value, and the
+  value of a PNG code, are exactly float32 values).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from functools import cached_property
 import numpy as np
 from numba import njit, parallel_chunksize, prange
 
-from evaluator.metrics.pooling import _pooled_max_f16, _pooled_max_f32
-from evaluator.metrics.regions import _label8_into, parent_size
+from evaluator.metrics.pooling import _pooled_max_f32, _pooled_max_fixed
+from evaluator.metrics.regions import _label8_into, parent_size, row_span
 
 # ---------------------------------------------------------------- key maps
 
@@ -55,6 +58,22 @@ def _f16_values() -> np.ndarray:
 #: float64 value of each float16 key (key 0x7FFF would be -0, which is folded
 #: onto +0 and never counted; NaN patterns are rejected before counting).
 F16_VALUES = _f16_values()
+
+
+#: float64 value of each 16-bit PNG code: float32(code) / float32(65535), as
+#: :mod:`evaluator.maps` decodes it (distinct and increasing in the code).
+PNG_VALUES = (np.arange(65536, dtype=np.float32) / np.float32(65535)).astype(np.float64)
+
+_DENSE_VALUES = {"f16": F16_VALUES, "png": PNG_VALUES}
+
+
+def dense_keys(amap: np.ndarray) -> np.ndarray:
+    """The dense-table keys (uint16) of a float16 map, or of a uint16 map of PNG codes (the codes)."""
+    if amap.dtype == np.uint16:
+        return amap
+    b = np.ascontiguousarray(amap).view(np.uint16).astype(np.int64)
+    b[b == _F16_SIGN] = 0  # -0 is +0
+    return np.where(b >= _F16_SIGN, b ^ 0xFFFF, b | _F16_SIGN).astype(np.uint16)
 
 
 def f32_key_values(keys: np.ndarray) -> np.ndarray:
@@ -79,21 +98,48 @@ def batch_size(h: int, w: int, itemsize: int) -> int:
     return max(LANES, min(64, STAGE_BYTES // (h * w * itemsize)))
 
 
+#: Staging modes: how ``_stage`` stores a map's 16 or 32 bits.
+_MODE_F16, _MODE_PNG, _MODE_F32 = 0, 1, 2
+
+
 @njit(cache=True, nogil=True)
-def _stage(src_bits, src_gt, dst_bits, dst_gt, exp_mask):
+def _stage(src_bits, src_gt, dst, dst_gt, mode):
     """Copy one image into the batch; returns (non-finite pixels, anomalous pixels).
 
-    ``exp_mask`` is the exponent field (0x7C00 for float16, 0x7F800000 for
-    float32): all ones means inf or NaN.
+    float16 bits are stored as their table keys and PNG codes as they are
+    (both are dense-table keys then); float32 bits as they are. A value whose
+    exponent field is all ones is inf or NaN (never for PNG codes). The loops
+    keep to the data's own integer width so that they vectorise.
     """
     bad = 0
+    n = src_bits.size
+    if mode == _MODE_F16:
+        sign, expo = np.uint16(0x8000), np.uint16(0x7C00)
+        for i in range(n):  # separate loops vectorise, one fused loop does not
+            b = src_bits[i]
+            bad += (b & expo) == expo
+        for i in range(n):
+            # The key map of _key16: -0 folded onto +0, then positives get the
+            # sign bit and negatives have every bit flipped.
+            b = src_bits[i]
+            b = b & ~(np.uint16(b == sign) << np.uint16(15))
+            dst[i] = b ^ ((np.uint16(0) - (b >> np.uint16(15))) | sign)
+    elif mode == _MODE_PNG:
+        for i in range(n):
+            dst[i] = src_bits[i]
+    else:
+        expo32 = np.uint32(0x7F800000)
+        for i in range(n):
+            b = src_bits[i]
+            bad += (b & expo32) == expo32
+        for i in range(n):
+            dst[i] = src_bits[i]
     npos = 0
-    for i in range(src_bits.size):
-        b = src_bits[i]
-        dst_bits[i] = b
-        bad += (b & exp_mask) == exp_mask
-        g = src_gt[i]
-        dst_gt[i] = g
+    g8 = src_gt.view(np.uint8)
+    d8 = dst_gt.view(np.uint8)
+    for i in range(n):
+        g = g8[i]
+        d8[i] = g
         npos += g
     return bad, npos
 
@@ -114,24 +160,27 @@ def _key32(b):
 
 
 @njit(cache=True, nogil=True)
-def _count_f16(bits, gt, npos, gt2d, labels, parent, pos, neg, weight):
-    """Count one float16 image into a dense table; returns (largest key, regions)."""
+def _count_dense(keys, gt, npos, gt2d, labels, parent, pos, neg, weight):
+    """Count one image's dense-table keys; returns (largest key, regions)."""
     # Every pixel first counts as normal (a tight loop with no branch on the
     # mask), then the few anomalous ones move over to ``pos``: faster than
     # branching per pixel.
     kmax = np.int64(-1)
-    for i in range(bits.size):
-        k = _key16(np.int64(bits[i]))
+    for i in range(keys.size):
+        k = np.int64(keys[i])
         kmax = max(kmax, k)
         neg[k] += 1
     if npos == 0:
         return kmax, 0
-    areas = _label8_into(gt2d, labels, parent)
+    # Only the rows that hold anomalous pixels are labelled and revisited.
+    y0, y1 = row_span(gt2d)
+    areas = _label8_into(gt2d, labels, parent, y0, y1)
     inv_area = 1.0 / np.maximum(areas, 1).astype(np.float64)
     flat = labels.reshape(-1)
-    for i in range(bits.size):
+    w = gt2d.shape[1]
+    for i in range(y0 * w, y1 * w):
         if gt[i]:
-            k = _key16(np.int64(bits[i]))
+            k = np.int64(keys[i])
             neg[k] -= 1
             pos[k] += 1
             weight[k] += inv_area[flat[i]]
@@ -152,7 +201,8 @@ def _keys_f32(bits, gt, npos, gt2d, labels, parent, negbuf, noff, posbuf, poff):
             kmax = max(kmax, k)
             negbuf[noff + i] = np.uint32(k)
         return kmax, 0
-    areas = _label8_into(gt2d, labels, parent)
+    y0, y1 = row_span(gt2d)
+    areas = _label8_into(gt2d, labels, parent, y0, y1)
     flat = labels.reshape(-1)
     for i in range(bits.size):
         k = _key32(np.int64(bits[i]))
@@ -167,20 +217,20 @@ def _keys_f32(bits, gt, npos, gt2d, labels, parent, negbuf, noff, posbuf, poff):
 
 
 @njit(parallel=True, cache=True)
-def _flush_f16(bits, gts, gts2d, bits2d, npos, nb, first, pos, neg, weight,
-               labels, parent, ring, vsum, prefix, pool, need_pool, out_kmax, out_pooled, out_regions):
-    """Count ``nb`` staged float16 images, lane by lane in parallel."""
+def _flush_dense(keys, gts, gts2d, keys2d, npos, nb, first, pos, neg, weight, png,
+                 labels, parent, ring, vsum, prefix, pool, need_pool, out_kmax, out_pooled, out_regions):
+    """Count ``nb`` staged dense-keyed images (float16 or PNG), lane by lane in parallel."""
     lanes = pos.shape[0]
     for lane in prange(lanes):
         for j in range(nb):
             if (first + j) % lanes != lane:
                 continue
-            kmax, nreg = _count_f16(bits[j], gts[j], npos[j], gts2d[j], labels[lane],
-                                    parent[lane], pos[lane], neg[lane], weight[lane])
+            kmax, nreg = _count_dense(keys[j], gts[j], npos[j], gts2d[j], labels[lane],
+                                      parent[lane], pos[lane], neg[lane], weight[lane])
             out_kmax[j] = kmax
             out_regions[j] = nreg
             if need_pool[j]:
-                out_pooled[j] = _pooled_max_f16(bits2d[j], pool, ring[lane], vsum[lane], prefix[lane])
+                out_pooled[j] = _pooled_max_fixed(keys2d[j], pool, png, ring[lane], vsum[lane], prefix[lane])
 
 
 @njit(parallel=True, cache=True)
@@ -357,6 +407,20 @@ class KeyCounts:
         out = np.subtract(self.values, lo)  # the same two IEEE operations, one buffer
         return np.divide(out, hi - lo, out=out)
 
+    @cached_property
+    def normalised_f32(self) -> np.ndarray | None:
+        """``(v - min) / (max - min)`` as ADer computes it on float32 maps: every
+        operation rounded to float32 (float32 array, non-decreasing); ``None`` if
+        constant or empty. The values must be float32-representable (pixels)."""
+        if self.values.size == 0 or self.values[-1] == self.values[0]:
+            return None
+        v = self.values.astype(np.float32)
+        lo, hi = v[0], v[-1]
+        with np.errstate(over="ignore"):  # a value range beyond float32's: ADer's inf, ours too
+            span = hi - lo
+            np.subtract(v, lo, out=v)
+            return np.divide(v, span, out=v)
+
     @classmethod
     def empty(cls) -> "KeyCounts":
         z = np.zeros(0, np.int64)
@@ -414,11 +478,12 @@ class PixelCounter:
         self.n_pixels = 0
         self._n_added = 0
         self._n_flushed = 0
-        self._f16 = None  # lane tables (pos, neg, weight), allocated on first use
+        # Dense lane tables (pos, neg, weight) per kind, "f16" or "png", allocated on first use.
+        self._dense: dict[str, tuple] = {}
         # float32 pixel keys: lists of [array, fill] chunks (normal, anomalous).
         self._negs: list[list] = []
         self._poss: list[list] = []
-        self._stage = None  # (dtype, shape, bits, gts, npos, need_pool)
+        self._stage = None  # ((dtype, shape), bits, gts, npos, need_pool)
         self._nb = 0
         self._labels = None  # (shape, labels, parent): labelling scratch per lane
         self._pooling = None  # (key, arrays): pooled-score scratch per lane
@@ -427,8 +492,9 @@ class PixelCounter:
         self._cache: KeyCounts | None = None
 
     # ---------------------------------------------------------------- input
-    def add(self, gt: np.ndarray, amap: np.ndarray, pooled: bool = False) -> None:
-        """Stage one image: ``gt`` bool (H, W), ``amap`` float16/float32 (H, W), both C order.
+    def add(self, gt: np.ndarray, amap: np.ndarray, pooled: bool = False) -> bool:
+        """Stage one image: ``gt`` bool (H, W), ``amap`` float16/float32 or uint16
+        PNG codes (H, W), both C order. Returns whether ``gt`` has an anomalous pixel.
 
         ``pooled``: also compute the image's pooled maximum (needs ``pool``).
         Raises ValueError, staging nothing, if ``amap`` has a non-finite value.
@@ -437,15 +503,15 @@ class PixelCounter:
         if self._stage is None or self._stage[0] != key:
             self.flush()
             h, w = amap.shape
-            bits_dtype = np.uint16 if amap.dtype == np.float16 else np.uint32
+            bits_dtype = np.uint32 if amap.dtype == np.float32 else np.uint16
             nmax = batch_size(h, w, amap.itemsize)
             self._stage = (key, np.empty((nmax, h * w), bits_dtype), np.empty((nmax, h * w), np.bool_),
                            np.zeros(nmax, np.int64), np.zeros(nmax, np.bool_))
         _, bits, gts, npos, need_pool = self._stage
         j = self._nb
         src = amap.reshape(-1).view(bits.dtype)
-        exp_mask = 0x7C00 if bits.dtype == np.uint16 else 0x7F800000
-        bad, n_anomalous = _stage(src, gt.reshape(-1), bits[j], gts[j], bits.dtype.type(exp_mask))
+        mode = {np.dtype(np.float16): _MODE_F16, np.dtype(np.uint16): _MODE_PNG}.get(amap.dtype, _MODE_F32)
+        bad, n_anomalous = _stage(src, gt.reshape(-1), bits[j], gts[j], mode)
         if bad:
             raise ValueError(f"the map has {bad} non-finite value(s) (NaN or inf)")
         npos[j] = n_anomalous
@@ -456,6 +522,7 @@ class PixelCounter:
         self._cache = None
         if self._nb == bits.shape[0]:
             self.flush()
+        return n_anomalous > 0
 
     def flush(self) -> None:
         """Count the staged images."""
@@ -471,18 +538,19 @@ class PixelCounter:
         pool = int(self.pool or 1)
         nmax = bits.shape[0]
         gts2d = gts.reshape(nmax, h, w)
-        if dtype == np.float16:
-            if self._f16 is None:
-                self._f16 = (np.zeros((LANES, 65536), np.int64), np.zeros((LANES, 65536), np.int64),
-                             np.zeros((LANES, 65536), np.float64))
-            pos, neg, weight = self._f16
-            ring, vsum, prefix = self._pool_scratch(("f16", shape, pool), (LANES, pool, w), (LANES, w),
+        if dtype != np.float32:
+            kind = "png" if dtype == np.uint16 else "f16"
+            if kind not in self._dense:
+                self._dense[kind] = (np.zeros((LANES, 65536), np.int64), np.zeros((LANES, 65536), np.int64),
+                                     np.zeros((LANES, 65536), np.float64))
+            pos, neg, weight = self._dense[kind]
+            ring, vsum, prefix = self._pool_scratch(("dense", shape, pool), (LANES, pool, w), (LANES, w),
                                                     (LANES, w + 1), dtype=np.int64)
             with parallel_chunksize(1):  # lanes go to whichever thread is free
-                _flush_f16(bits, gts, gts2d, bits.reshape(nmax, h, w), npos, nb, self._n_flushed,
-                           pos, neg, weight, labels, parent, ring, vsum, prefix, pool, need_pool,
-                           out_kmax, out_pooled, out_regions)
-            self._image_max.extend(F16_VALUES[out_kmax].tolist())
+                _flush_dense(bits, gts, gts2d, bits.reshape(nmax, h, w), npos, nb, self._n_flushed,
+                             pos, neg, weight, kind == "png", labels, parent, ring, vsum, prefix, pool,
+                             need_pool, out_kmax, out_pooled, out_regions)
+            self._image_max.extend(_DENSE_VALUES[kind][out_kmax].tolist())
         else:
             n_anom = npos[:nb]
             n_norm = h * w - n_anom
@@ -537,15 +605,16 @@ class PixelCounter:
         if self._cache is not None:
             return self._cache
         table = KeyCounts.empty()
-        if self._f16 is not None:
-            lanes_pos, lanes_neg, lanes_w = self._f16
+        for kind in sorted(self._dense):  # "f16", then "png": a fixed order of float sums
+            lanes_pos, lanes_neg, lanes_w = self._dense[kind]
             pos = lanes_pos.sum(axis=0)
             neg = lanes_neg.sum(axis=0)
             weight = lanes_w[0].copy()
             for lane in range(1, LANES):  # a fixed order of float sums
                 weight += lanes_w[lane]
             idx = np.flatnonzero((pos != 0) | (neg != 0))
-            table = KeyCounts(F16_VALUES[idx], pos[idx], neg[idx], weight[idx], 0)
+            dense = KeyCounts(_DENSE_VALUES[kind][idx], pos[idx], neg[idx], weight[idx], 0)
+            table = dense if table.values.size == 0 else table.merged(dense)
         if self._negs:
             negs = _sorted_chunks(self._negs)
             poss = _sorted_chunks(self._poss)

@@ -1,9 +1,10 @@
 """Published metric settings, in one place (names, profiles, threshold grids).
 
 Profile ``exact`` (the default) is the definition of SPEC §5 without binning;
-profile ``ader`` reproduces ADer's ``util/metric.py``, which produced the
-published COCO-AD tables. Every constant that differs between the two lives
-here, with the reason next to it.
+profile ``ader`` reproduces ADer's ``util/metric.py`` as the paper's COCO-AD
+configs ran it; ``ader-bench`` as ADer's benchmark configs ran it
+(``use_adeval=True``). Every constant that differs between them lives here,
+with the reason next to it.
 """
 
 from __future__ import annotations
@@ -33,5 +34,17 @@ ADER_MAX_GRID = np.arange(0.0, 1.0 + 1e-3, 0.05)
 #: ader: the epsilon ADer adds to every denominator of its thresholded metrics.
 ADER_EPS = 1e-8
 
-#: ader: AUPRO threshold count, ``np.arange(min, max, (max - min) / 200)``.
-ADER_AUPRO_STEPS = 200
+#: ader: AUPRO threshold count S, ``np.arange(min, max, (max - min) / S)``:
+#: ``max_step_aupro=100`` in every InvAD / COCO config and in ADer's
+#: ``configs/__base__/cfg_common.py``; 200 is only the constructor's default.
+ADER_AUPRO_STEPS = 100
+
+#: ader-bench: ADEval's ``nstrips`` in ADer's ``util/metric.py``
+#: (``EvalAccumulatorCuda(..., nstrips=50)``): the bins of P-AUROC, P-AP and AUPRO.
+ADEVAL_NSTRIPS = 50
+
+#: The profiles that follow ADer's ``util/metric.py``: its thresholded metrics
+#: in float32, its image label from the ground truth at the evaluation size
+#: (``gt_px.max()``), its pooled image score. ``ader-bench`` differs from
+#: ``ader`` only in P-AUROC, P-AP and AUPRO.
+ADER_PROFILES = ("ader", "ader-bench")

@@ -10,6 +10,8 @@ the window sums are exact or nearly so, so the two agree to float32 rounding:
   integers (running column sums, then a prefix sum along each row). The score
   is ``float(max sum) * 2^-24 / k²``: the exact largest window mean, rounded
   once or twice.
+- 16-bit PNG maps (codes c, value c / 65535): the same exact integer sums of
+  the codes; the score is ``float(max sum) / 65535 / k²``.
 - float32 maps: window sums from a float64 integral image (``cumsum`` down the
   columns, then along the rows); exact while the map's values span less than
   about 2^29 in magnitude, and always the same bits as the NumPy reference
@@ -32,19 +34,32 @@ def _f16_fixed(b):
     return mag - 2 * mag * (b >> 15)
 
 
-@njit(cache=True, nogil=True)
-def _pooled_max_f16(bits, k, ring, vsum, prefix):
-    """Exact pooled maximum of a float16 map given by its bits (H, W).
+@njit(cache=True, nogil=True, inline="always")
+def _fixed_of_key(key, png):
+    """The value of a dense-table key as an exact int64: 16-bit PNG codes are
+    their own integer (value = code / 65535); float16 keys (see
+    :mod:`evaluator.metrics.kernels`) go back to their bits, then to multiples of 2^-24."""
+    if png:
+        return key
+    bits = key & 0x7FFF if key >= 0x8000 else key ^ 0xFFFF
+    return _f16_fixed(bits)
 
+
+@njit(cache=True, nogil=True)
+def _pooled_max_fixed(keys, k, png, ring, vsum, prefix):
+    """Exact pooled maximum of a map given by its dense-table keys (H, W).
+
+    Window sums are exact int64 sums of :func:`_fixed_of_key`; the result is
+    ``max sum · 2^-24 / k²`` for float16, ``max sum / 65535 / k²`` for PNG codes.
     Scratch: ``ring`` int64 (>= k, W) holds the last k rows, ``vsum`` int64
     (W,) their column sums, ``prefix`` int64 (W + 1,).
     """
-    h, w = bits.shape
+    h, w = keys.shape
     for j in range(w):
         vsum[j] = 0
     for i in range(k):
         for j in range(w):
-            x = _f16_fixed(np.int64(bits[i, j]))
+            x = _fixed_of_key(np.int64(keys[i, j]), png)
             ring[i, j] = x
             vsum[j] += x
     best = np.iinfo(np.int64).min
@@ -53,7 +68,7 @@ def _pooled_max_f16(bits, k, ring, vsum, prefix):
         if i > 0:  # row i - 1 leaves the window, row i + k - 1 takes its slot
             slot = (i - 1) % k
             for j in range(w):
-                x = _f16_fixed(np.int64(bits[i + k - 1, j]))
+                x = _fixed_of_key(np.int64(keys[i + k - 1, j]), png)
                 vsum[j] += x - ring[slot, j]
                 ring[slot, j] = x
         run = 0
@@ -62,6 +77,8 @@ def _pooled_max_f16(bits, k, ring, vsum, prefix):
             prefix[j + 1] = run
         for j in range(w - k + 1):
             best = max(best, prefix[j + k] - prefix[j])
+    if png:
+        return np.float64(best) / 65535.0 / (k * k)
     return np.float64(best) * 2.0**-24 / (k * k)
 
 
@@ -118,7 +135,8 @@ def _pooled_max_f32(a, k, s):
 def pooled_max(amap: np.ndarray, k: int) -> float:
     """Maximum of the k×k average pooling (stride 1, no padding) of a 2-D map.
 
-    ``amap`` float16 or float32. See the module docstring for the arithmetic.
+    ``amap`` float16 or float32, or uint16 16-bit PNG codes (value code / 65535).
+    See the module docstring for the arithmetic.
 
     >>> pooled_max(np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]], np.float32), 2)
     6.0
@@ -126,14 +144,16 @@ def pooled_max(amap: np.ndarray, k: int) -> float:
     amap = np.asarray(amap)
     if amap.ndim != 2:
         raise ValueError(f"amap must be 2-D, got shape {amap.shape}")
-    if amap.dtype not in (np.float16, np.float32):
-        raise TypeError(f"amap must be float16 or float32, got dtype {amap.dtype}")
+    if amap.dtype not in (np.float16, np.float32, np.uint16):
+        raise TypeError(f"amap must be float16, float32 or uint16 (16-bit PNG codes), got dtype {amap.dtype}")
     k = int(k)
     if k < 1 or k > min(amap.shape):
         raise ValueError(f"pool size {k} does not fit a map of shape {amap.shape}")
     amap = np.ascontiguousarray(amap)
     h, w = amap.shape
-    if amap.dtype == np.float16:  # Numba has no float16 arrays: read the bits
-        return float(_pooled_max_f16(amap.view(np.uint16), k, np.empty((k, w), np.int64),
-                                     np.empty(w, np.int64), np.empty(w + 1, np.int64)))
+    if amap.dtype in (np.float16, np.uint16):  # Numba has no float16 arrays: their table keys
+        from evaluator.metrics.kernels import dense_keys
+
+        return float(_pooled_max_fixed(dense_keys(amap), k, amap.dtype == np.uint16, np.empty((k, w), np.int64),
+                                       np.empty(w, np.int64), np.empty(w + 1, np.int64)))
     return float(_pooled_max_f32(amap, k, np.empty((h + 1, w + 1), np.float64)))

@@ -36,18 +36,32 @@ def _union(parent, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _label8_into(mask, labels, parent):
-    """Label ``mask`` into ``labels`` (int32, same shape, overwritten).
+def row_span(mask):
+    """``(first, last + 1)`` of the rows of ``mask`` holding a set pixel; ``(0, 0)`` if none."""
+    h, w = mask.shape
+    y0 = 0
+    while y0 < h and not mask[y0].any():
+        y0 += 1
+    y1 = h
+    while y1 > y0 and not mask[y1 - 1].any():
+        y1 -= 1
+    return y0, y1
 
-    ``parent`` is int32 scratch of at least (H + 1) (W + 1) / 4 + 2 entries:
-    a pixel opens a provisional label only if no earlier neighbour is set, so
-    no two such pixels are 8-adjacent and each 2×2 block holds at most one.
-    Returns the areas, int64 (n + 1,).
+
+@njit(cache=True, nogil=True)
+def _label8_into(mask, labels, parent, y0, y1):
+    """Label ``mask`` into ``labels`` (int32, same shape), rows ``y0`` to ``y1 - 1``.
+
+    Every set pixel of ``mask`` must lie in those rows (:func:`row_span`);
+    ``labels`` outside them is left as it was. ``parent`` is int32 scratch of
+    at least (H + 1) (W + 1) / 4 + 2 entries: a pixel opens a provisional label
+    only if no earlier neighbour is set, so no two such pixels are 8-adjacent
+    and each 2×2 block holds at most one. Returns the areas, int64 (n + 1,).
     """
     h, w = mask.shape
     parent[0] = 0
     nprov = 0
-    for y in range(h):
+    for y in range(y0, y1):
         for x in range(w):
             if not mask[y, x]:
                 labels[y, x] = 0
@@ -55,14 +69,14 @@ def _label8_into(mask, labels, parent):
             # Earlier neighbours: W, NW, N, NE. N touches the other three, so
             # if it is set they already share its tree; without N, W touches
             # NW, and only NE may still be a separate tree.
-            n_ = y > 0 and mask[y - 1, x]
+            n_ = y > y0 and mask[y - 1, x]
             if n_:
                 labels[y, x] = labels[y - 1, x]
                 continue
-            ne = y > 0 and x + 1 < w and mask[y - 1, x + 1]
+            ne = y > y0 and x + 1 < w and mask[y - 1, x + 1]
             if x > 0 and mask[y, x - 1]:
                 lab = labels[y, x - 1]
-            elif y > 0 and x > 0 and mask[y - 1, x - 1]:
+            elif y > y0 and x > 0 and mask[y - 1, x - 1]:
                 lab = labels[y - 1, x - 1]
             elif ne:
                 labels[y, x] = labels[y - 1, x + 1]
@@ -88,7 +102,7 @@ def _label8_into(mask, labels, parent):
         else:
             final[i] = final[parent[i]]
     areas = np.zeros(n + 1, np.int64)
-    for y in range(h):
+    for y in range(y0, y1):
         for x in range(w):
             # Background is skipped: counting it in areas[0] would chain every
             # pixel through one memory cell.
@@ -107,9 +121,10 @@ def parent_size(h, w):
 @njit(cache=True, nogil=True)
 def _label8(mask):
     h, w = mask.shape
-    labels = np.empty((h, w), np.int32)
+    labels = np.zeros((h, w), np.int32)
     parent = np.empty(parent_size(h, w), np.int32)
-    areas = _label8_into(mask, labels, parent)
+    y0, y1 = row_span(mask)
+    areas = _label8_into(mask, labels, parent, y0, y1)
     return labels, areas
 
 

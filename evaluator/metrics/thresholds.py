@@ -17,15 +17,21 @@ Profile ``exact``:
   distinct normalised value u; the empty set scores 0);
 - sweep: F1 / IoU / recall at t = 0.00, 0.01, …, 1.00.
 
-Profile ``ader`` (ADer's ``util/metric.py``), differing in:
+Profiles ``ader`` and ``ader-bench`` (ADer's ``util/metric.py``), differing in:
 
 - precision = TP / (TP + FP + 1e-8), recall = TP / (TP + FN + 1e-8),
   F1 = 2PR / (P + R + 1e-8), IoU = TP / (TP + FP + FN + 1e-8);
-- the .2–.8 thresholds are ``np.arange(0.2, 0.8 + 1e-3, 0.1)``, whose values
-  carry arange's rounding (0.30000000000000004, …, 0.8000000000000003);
+- the .2–.8 thresholds are ``np.arange(0.2, 0.8 + 1e-3, 0.1)``;
 - ``mIoU-max`` and ``P-F1max`` take the maximum over only the 21 thresholds
   ``np.arange(0, 1 + 1e-3, 0.05)``; the sweep uses the same 21;
-- ADer normalises its float64 maps in float64, as here.
+- precision: ADer normalises the maps as they are, and a submission's maps
+  are float32 (float16 ones widened exactly), so ``n`` is computed in float32,
+  each operation rounded (:attr:`KeyCounts.normalised_f32`); ADer compares
+  that float32 array with float64 thresholds under NumPy 1.x, whose
+  value-based casting rounds the threshold to float32 first (ADer's torch
+  2.1 needs NumPy < 2), so ``n > float32(t)``. Hence arange's rounding
+  (0.30000000000000004, …) does not matter there, and a pixel whose float32
+  ``n`` equals float32(0.3) is not above 0.3, as in ADer.
 
 All of them are undefined (``None``) for a class without an anomalous pixel,
 and for constant maps (max = min: no normalisation).
@@ -49,14 +55,15 @@ from evaluator.metrics.params import (
 THRESHOLD_METRICS = ("mF1_.2_.8", "mAcc_.2_.8", "mIoU_.2_.8", "mIoU-max")
 
 
-def normalised_values(kc: KeyCounts) -> np.ndarray | None:
-    """Min-max normalised ``kc.values`` in float64; ``None`` if empty or constant."""
-    return kc.normalised
+def normalised_values(kc: KeyCounts, profile: str = "exact") -> np.ndarray | None:
+    """Min-max normalised ``kc.values`` (float64 for ``exact``, ADer's float32
+    otherwise); ``None`` if empty or constant."""
+    return kc.normalised if profile == "exact" else kc.normalised_f32
 
 
 def _above(kc: KeyCounts, norm: np.ndarray, grid: np.ndarray):
-    """Pooled (TP, FP) of ``norm > t`` for each t of ``grid``."""
-    first = np.searchsorted(norm, grid, side="right")
+    """Pooled (TP, FP) of ``norm > t`` for each t of ``grid`` (in ``norm``'s dtype, see the module docstring)."""
+    first = np.searchsorted(norm, grid.astype(norm.dtype), side="right")
     return suffix_sums_at(kc.pos, first), suffix_sums_at(kc.neg, first)
 
 
@@ -112,7 +119,7 @@ def _check_profile(profile: str) -> None:
 def threshold_metrics_from_counts(kc: KeyCounts, profile: str = "exact") -> dict[str, float | None]:
     """``mF1_.2_.8``, ``mAcc_.2_.8``, ``mIoU_.2_.8``, ``mIoU-max`` of a pixel table."""
     _check_profile(profile)
-    norm = normalised_values(kc)
+    norm = normalised_values(kc, profile)
     n_pos = kc.n_pos
     if norm is None or n_pos == 0:
         return dict.fromkeys(THRESHOLD_METRICS)
@@ -139,7 +146,7 @@ def ader_pixel_f1max_from_counts(kc: KeyCounts) -> float | None:
     ``exact`` uses every threshold of the raw maps instead
     (:func:`evaluator.metrics.ranking.f1_max_from_counts`).
     """
-    norm = normalised_values(kc)
+    norm = normalised_values(kc, "ader")
     n_pos = kc.n_pos
     if norm is None or n_pos == 0:
         return None
@@ -150,13 +157,14 @@ def ader_pixel_f1max_from_counts(kc: KeyCounts) -> float | None:
 def sweep_from_counts(kc: KeyCounts, profile: str = "exact") -> dict[str, list]:
     """F1 / IoU / recall at the profile's normalised sweep thresholds.
 
-    ``exact``: t = 0.00, 0.01, …, 1.00 and the exact formulas; ``ader``: the 21
-    thresholds of ADer and its formulas. Plain Python floats. When the
-    normalised maps are undefined (no pixel, constant maps) every list is empty.
+    ``exact``: t = 0.00, 0.01, …, 1.00 and the exact formulas; ``ader`` and
+    ``ader-bench``: the 21 thresholds of ADer and its formulas. Plain Python
+    floats. When the normalised maps are undefined (no pixel, constant maps)
+    every list is empty.
     """
     _check_profile(profile)
     grid = EXACT_SWEEP_GRID if profile == "exact" else ADER_MAX_GRID
-    norm = normalised_values(kc)
+    norm = normalised_values(kc, profile)
     if norm is None:
         return {"thresholds": [], "F1": [], "IoU": [], "recall": []}
     tp, fp = _above(kc, norm, grid)

@@ -114,3 +114,32 @@ def test_fit_state_dict_reports_shape_mismatch_by_name():
         fit_state_dict({"a": torch.zeros(2), "b": torch.zeros(4)}, target, "f")
     with pytest.raises(BaselineError, match="#1"):
         fit_state_dict({"x": torch.zeros(2), "y": torch.zeros(4)}, target, "f")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_vit_weight_file_resampled_to_another_input_size_as_timm_loads_it(tmp_path, suffix):
+    # a ViT's weights are published for 224 px (14×14 position embedding); at 64 px (4×4 tokens) the file must
+    # load exactly as timm loads its hub weights: through its own filter, which resamples the embedding
+    src = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_()
+    f = tmp_path / f"vit{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(f))
+    else:
+        torch.save(src.state_dict(), f)
+    enc = create_encoder("vit_tiny_patch16_224", (0, 2), str(f), model_kwargs=dict(img_size=64))
+    assert enc.channels == [192, 192] and enc.reductions == [16, 16]
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=True, img_size=64,
+                            pretrained_cfg_overlay=dict(file=str(f), hf_hub_id=None, url=None))
+    assert tuple(ref.pos_embed.shape) == (1, 17, 192)
+    assert torch.equal(enc.body.state_dict()["model.pos_embed"], ref.pos_embed)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
+    for a, b in zip(enc(x), expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -8,7 +8,7 @@ from baselines.common.encoder import create_encoder
 from baselines.common.model import build_model
 from baselines.common.presets import get_preset
 from baselines.invad.model import InvAD, ModulatedConv, StyledBlock
-from tests.baselines.checks import assert_frozen_encoder, losses_on_a_fixed_batch
+from tests.baselines.conftest import assert_frozen_encoder, losses_on_a_fixed_batch
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,8 @@ def test_styled_block_residual_scaling():
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_statistics(tiny):
     assert_frozen_encoder(tiny, torch.randn(2, 3, 64, 64))
+    counts = tiny.param_counts()
+    assert counts["trainable"] == sum(p.numel() for n, p in tiny.named_parameters() if not n.startswith("encoder."))
 
 
 def test_loss_falls_on_a_fixed_batch():

@@ -5,7 +5,14 @@ import pytest
 import torch
 from scipy import ndimage
 
-from baselines.common.maps import cosine_anomaly_map, feature_mse, gaussian_blur, gaussian_kernel1d, mean_cosine_anomaly_map
+from baselines.common.maps import (
+    cosine_anomaly_map,
+    feature_mse,
+    gaussian_blur,
+    gaussian_kernel1d,
+    mean_cosine_anomaly_map,
+    pooled_max,
+)
 
 
 @pytest.mark.parametrize("shape", [(1, 40, 33), (2, 64, 64), (1, 7, 5)])
@@ -103,3 +110,18 @@ def test_feature_mse_sums_levels():
     f = [torch.zeros(1, 2, 3, 3), torch.zeros(1, 4, 2, 2)]
     r = [torch.ones(1, 2, 3, 3), torch.full((1, 4, 2, 2), 2.0)]
     assert float(feature_mse(f, r)) == pytest.approx(1.0 + 4.0)
+
+
+def test_pooled_max_is_the_max_of_every_window_mean():
+    # ADer's pooling_ks image score: F.avg_pool2d(map, k, stride=1) then the maximum, written out with windows
+    rng = np.random.default_rng(5)
+    maps = rng.random((3, 20, 17)).astype(np.float32)
+    for k in (1, 4, 16, 17):
+        win = np.lib.stride_tricks.sliding_window_view(maps.astype(np.float64), (k, k), axis=(1, 2))
+        ref = win.mean(axis=(3, 4)).max(axis=(1, 2))
+        ours = pooled_max(torch.from_numpy(maps), k)
+        assert ours.dtype == torch.float64
+        np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-12)
+    assert float(pooled_max(torch.from_numpy(maps), 1)[0]) == float(maps[0].max())
+    with pytest.raises(ValueError, match="does not fit"):
+        pooled_max(torch.from_numpy(maps), 18)

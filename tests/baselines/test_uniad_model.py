@@ -19,8 +19,9 @@ from baselines.uniad.model import (
     drop_unused_blocks,
     neighbor_mask,
 )
-from evaluator.reference import pooled_max
-from tests.baselines.checks import assert_frozen_encoder, losses_on_a_fixed_batch
+from baselines.common.maps import pooled_max
+from evaluator import reference
+from tests.baselines.conftest import assert_frozen_encoder, losses_on_a_fixed_batch
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,6 @@ def test_tiny_shapes(tiny):
     assert [tuple(r.shape) for r in recs] == [tuple(f.shape) for f in feats]
     amap = tiny.anomaly_map(feats, recs, (64, 64))
     assert amap.shape == (3, 64, 64) and amap.dtype == torch.float32 and float(amap.min()) >= 0
-    assert tiny.image_scores(amap).shape == (3,)
 
 
 def ader_mask(h, w, hm, wm):
@@ -181,14 +181,19 @@ def test_map_and_image_score_as_ader(tiny):
     # ADer: pred = √Σ(rec − align)², then nn.UpsamplingBilinear2d(scale_factor=16), no smoothing
     pred = torch.sqrt(torch.sum((recs[0] - feats[0]) ** 2, dim=1, keepdim=True))
     torch.testing.assert_close(amap, nn.UpsamplingBilinear2d(scale_factor=16)(pred)[:, 0], rtol=0, atol=1e-6)
-    # ADer's pooling_ks = [16, 16], against the evaluator's independent (float64 integral image) reference
-    scores = tiny.image_scores(amap)
-    ref = [pooled_max(m, 16) for m in amap.numpy()]
-    np.testing.assert_allclose(scores.numpy(), ref, rtol=1e-6)
+    # the image score written to scores.csv (pooled in float64) against ADer's pooling_ks = [16, 16]: avg_pool2d
+    # of the float32 maps, in float32, and the evaluator's own (integral image) reference
+    assert get_preset("uniad").pool == get_preset("uniad-tiny").pool == 16
+    ours = pooled_max(amap, 16).numpy()
+    ader = F.avg_pool2d(amap[:, None], 16, stride=1).flatten(1).amax(1).numpy()
+    np.testing.assert_allclose(ours, ader, rtol=1e-6)
+    np.testing.assert_allclose(ours, [reference.pooled_max(m, 16) for m in amap.numpy()], rtol=1e-12)
 
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_statistics(tiny):
     assert_frozen_encoder(tiny, torch.randn(2, 3, 64, 64))
+    trainable = sum(p.numel() for n, p in tiny.named_parameters() if not n.startswith("encoder."))
+    assert tiny.param_counts()["trainable"] == trainable
 
 
 def test_loss_falls_on_a_fixed_batch():
@@ -229,7 +234,7 @@ def test_published_preset_counts_and_one_step_on_cpu():
     assert (preset.image_size, preset.batch_size, preset.lr, preset.optimizer, preset.betas, preset.weight_decay) == (
         256, 8, 1e-4, "adamw", (0.9, 0.999), 1e-4)
     assert (preset.grad_clip, preset.epochs, preset.lr_milestone, preset.lr_gamma, preset.seed) == (5.0, 100, 80, 0.1, 42)
-    assert preset.drop_last and preset.eval_pool == preset.model["pool"] == 16
+    assert preset.drop_last and preset.decay_matrices_only and preset.pool == 16
     torch.manual_seed(0)
     model = build_model(preset, weights="none")  # no download
     counts = model.param_counts()

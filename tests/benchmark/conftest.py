@@ -10,6 +10,7 @@ with gapped ids. Images are crops of scikit-image's sample photos.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -172,3 +173,52 @@ def tree_bytes(root: Path) -> dict[str, bytes | str]:
         elif p.is_file() and not any(part.is_symlink() for part in p.parents):
             out[rel] = p.read_bytes()
     return out
+
+
+@contextlib.contextmanager
+def read_only(folder: Path, monkeypatch):
+    """``folder`` made unwritable for this process: mode 0555, or for root (whom modes do not stop)
+    the immutable attribute, or, where neither is possible, creating files in it failing with EACCES."""
+    import errno
+    import os
+    import subprocess
+    import tempfile
+
+    def writable() -> bool:
+        try:
+            fd, p = tempfile.mkstemp(dir=folder)
+        except OSError:
+            return False
+        os.close(fd)
+        os.unlink(p)
+        return True
+
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    immutable = False
+    if writable():
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    if writable():  # no way to stop root here: refuse file creation in this folder at the os level
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def inside(path) -> bool:
+            return os.path.dirname(os.path.abspath(path)) == os.path.abspath(folder)
+
+        def guarded_open(path, flags, *a, **k):
+            if flags & os.O_CREAT and inside(path):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_open(path, flags, *a, **k)
+
+        def guarded_mkdir(path, *a, **k):
+            if inside(path):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_mkdir(path, *a, **k)
+
+        monkeypatch.setattr(os, "open", guarded_open)
+        monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(mode)

@@ -107,8 +107,9 @@ def test_zero_area_only_anomaly_is_anomalous_with_empty_mask(coco_source, built)
 
 def test_manifest_keys_counts_and_checksums(coco_source, built):
     m = json.loads((built / "benchmark.json").read_bytes())
-    assert set(m) == {"name", "version", "image_root", "protocol", "source", "splits", "files", "builder"}
+    assert set(m) == {"name", "version", "image_root", "protocol", "source", "splits", "files", "masks", "builder"}
     assert m["name"] == "coco-ad" and m["image_root"] == "." and m["protocol"] == DEFAULT_PROTOCOL
+    assert m["masks"] == "pycocotools" and "opencv" not in m["builder"]
     assert m["builder"]["version"] == benchmark.__version__
     assert m["source"] == {
         f"instances_{p}2017.json": sha256_file(coco_source / "annotations" / f"instances_{p}2017.json")
@@ -119,15 +120,17 @@ def test_manifest_keys_counts_and_checksums(coco_source, built):
     for k in range(4):
         train, test, _ = expected_split(coco_source, k)
         e = m["splits"][str(k)]
-        assert set(e) == {"meta", "mask_dir", "normal_classes", "anomaly_classes", "counts", "sha256"}
+        assert set(e) == {"meta", "mask_dir", "normal_classes", "anomaly_classes", "counts", "sha256", "eval_gt"}
+        assert e["eval_gt"] == f"meta_2_{k}_gt256x256.npy"
         assert e["anomaly_classes"] == names[2 * k : 2 * k + 2]
         assert e["normal_classes"] == [n for n in names if n not in e["anomaly_classes"]]
         assert e["counts"] == {"train": len(train), "test_normal": sum(1 for v in test.values() if not v),
                                "test_anomalous": sum(test.values())}
-        own = [p for p in m["files"] if p == e["meta"] or p.startswith(e["mask_dir"] + "/")]
+        own = [p for p in m["files"] if p in (e["meta"], e["eval_gt"]) or p.startswith(e["mask_dir"] + "/")]
         assert e["sha256"] == sha256_of_listing((p, m["files"][p]) for p in own)
     listed = set(m["files"])
     on_disk = {p.relative_to(built).as_posix() for p in built.glob("meta_*.json")} | {
+        p.relative_to(built).as_posix() for p in built.glob("meta_*_gt256x256.npy")} | {
         p.relative_to(built).as_posix() for p in built.glob("val2017_mask_ad_2_*/*.png")}
     assert listed == on_disk
     assert all(sha256_file(built / p) == d for p, d in m["files"].items())
@@ -149,6 +152,21 @@ def test_reader_opens_the_folder(built):
             if not it.anomaly:
                 assert not gt.any()
         assert all(b.image_file(it).is_file() for it in b.items(sid, "train"))
+
+
+def test_the_evaluation_size_ground_truth_is_the_masks_resized(built):
+    """The build's evaluation-size file holds, bit for bit, each mask resized by Pillow here and thresholded."""
+    b = open_benchmark(built)
+    for sid in SPLITS:
+        gt = b.eval_gt(sid)
+        masked = [it for it in b.items(sid) if it.mask_path]
+        assert len(gt.rows) == len(masked) and gt.row(0).shape == (256, 32)
+        for it in b.items(sid):
+            want = np.zeros((256, 256), bool)
+            if it.mask_path:
+                with Image.open(built / it.mask_path) as im:
+                    want = np.asarray(im.convert("L").resize((256, 256), Image.BILINEAR)) > 127
+            np.testing.assert_array_equal(gt.mask(it.img_path), want)
 
 
 def test_links_point_at_the_source(coco_source, built):
@@ -209,10 +227,43 @@ def test_interrupted_build_rerun_gives_the_same_bytes(coco_source, built, tmp_pa
     assert not (out / "benchmark.json").exists()
     assert list(out.rglob(".*.tmp"))
     monkeypatch.setattr(masks, "write_mask", real)
-    # a stale mask of an earlier, different build lies in a mask folder too
-    (out / "val2017_mask_ad_2_1" / "000000777777.png").write_bytes(b"old")
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--workers", "2", "--quiet"]) == 0
     assert tree_bytes(out) == tree_bytes(built)
+
+
+def test_rebuild_removes_only_what_it_wrote(coco_source, coco_copy, built, tmp_path):
+    """Issue 11 #12: stale files of the previous build go, by exact names; nobody else's files do."""
+    # A changed source: val scene 5's only annotation (label 4, split 2) becomes label 2 (split 1).
+    path = coco_copy / "annotations" / "instances_val2017.json"
+    doc = json.loads(path.read_text())
+    scene5 = sorted({a["image_id"] for a in doc["annotations"]})[5]
+    for a in doc["annotations"]:
+        if a["image_id"] == scene5:
+            a["category_id"] = 4  # label 2
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    assert main(["coco-ad", "--coco-root", str(coco_copy), "--out", str(out), "--quiet"]) == 0
+    stem = f"{scene5:012d}"
+    assert (out / f"val2017_mask_ad_2_1/{stem}.png").is_file()
+    assert not (out / f"val2017_mask_ad_2_2/{stem}.png").exists()
+    # Files that are not the builder's, some with names like its temporary files.
+    foreign = {
+        ".cache.tmp": b"user", ".meta_2_0.json.tmp": b"user", "notes.txt": b"user",
+        "val2017_mask_ad_2_1/README.txt": b"user", "val2017_mask_ad_2_1/000000777777.png": b"not ours",
+        "val2017_mask_ad_2_1/.000000777777.png.abcd1234.tmp": b"not ours", "val2017_mask_ad_2_3/sub/keep.txt": b"user",
+    }
+    for rel, data in foreign.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    # Leftovers of the builder's own interrupted writes.
+    ours = [f".benchmark.json.x1y2z3w4.tmp", f"val2017_mask_ad_2_1/.{stem}.png.q9w8e7r6.tmp", ".meta_2_3.json.a_b_c_d_.tmp"]
+    for rel in ours:
+        (out / rel).write_bytes(b"partial")
+    assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--quiet"]) == 0
+    got = tree_bytes(out)
+    for rel, data in foreign.items():
+        assert got.pop(rel) == data, rel
+    assert got == tree_bytes(built)  # the listed stale mask and the leftovers are gone
 
 
 def test_published_counts_check(coco_source, tmp_path, monkeypatch, capsys):

@@ -151,3 +151,33 @@ def test_scenes_are_a_pure_function_of_the_seed():
     b = demo_source.make_scene("val", 5, "x.jpg")
     assert a.jpeg == b.jpeg and a.anns == b.anns
     assert demo_source.make_scene("val", 6, "x.jpg").jpeg != a.jpeg
+
+
+def test_demo_with_ader_masks(demo, tmp_path, capsys):
+    """``demo --masks ader``: the same source, lists and labels; ADer's masks; byte-identical on rebuild."""
+    from .test_ader_masks import ader_reference, anomaly_annotations
+
+    out, _ = demo
+    ader = tmp_path / "ader"
+    assert main(["demo", "--out", str(ader), "--masks", "ader", "--quiet"]) == 0
+    a, c = open_benchmark(ader), open_benchmark(out)
+    assert a.masks == "ader" and c.masks == "pycocotools"
+    for p in sorted(out.glob("meta_*.json")) + sorted((out / "source").rglob("*.json")):
+        assert (ader / p.relative_to(out)).read_bytes() == p.read_bytes()
+    n_diff = n_anomalous = 0
+    for k, sid in enumerate(a.split_ids):
+        expected = anomaly_annotations(ader / "source", k)
+        for it in (it for it in a.items(sid) if it.anomaly):
+            info, anns = expected[it.img_path]
+            got = np.asarray(Image.open(a.mask_file(it)))
+            np.testing.assert_array_equal(got, ader_reference(ader / "source", info, anns, tmp_path / "ref.png"))
+            n_diff += bool((got != np.asarray(Image.open(c.mask_file(it)))).any())
+            n_anomalous += 1
+    assert n_diff >= n_anomalous / 2  # polygon masks differ at their edges (RLE ones are equal)
+    # a rebuild in place gives the same bytes and leaves a file of the user's in the source alone
+    (ader / "source" / "train2017" / "notes.txt").write_text("mine")
+    before = tree_bytes(ader)
+    assert main(["demo", "--out", str(ader), "--masks", "ader", "--quiet", "--workers", "1"]) == 0
+    assert tree_bytes(ader) == before
+    assert main(["verify", str(ader)]) == 0
+    assert "masks: ader" in capsys.readouterr().out

@@ -27,7 +27,7 @@ def test_bench_runs_and_matches_reference(capsys, dtype):
     assert main(["--n-images", "12", "--size", "40", "--pool", "8", "--dtype", dtype,
                  "--reference", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "accumulator, exact + ader from one pass" in out
+    assert "accumulator, exact + ader + ader-bench from one pass" in out
     assert "NumPy reference, exact only" in out and "speed-up" in out and "peak RSS" in out
     for name in METRIC_NAMES:
         assert f"  {name} " in out
@@ -47,3 +47,15 @@ def test_python_m_evaluator_bench_is_wired(capsys):
     cli = pytest.importorskip("evaluator.cli")
     assert cli.main(["bench", "--n-images", "2", "--size", "16", "--no-reference", "--quiet"]) == 0
     assert "bench: 2 maps of 16×16 float16" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ground_truth", ["eval-size", "masks"])
+def test_coco_split_mode_times_the_whole_command(capsys, tmp_path, ground_truth):
+    keep = tmp_path / "case"
+    assert main(["--coco-split", "--n-images", "6", "--ground-truth", ground_truth, "--keep", str(keep),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "built 6 maps of 256x256 float16 and 4 masks of 480x640" in out
+    assert f"ground truth: {'evaluation-size file' if ground_truth == 'eval-size' else 'mask PNGs'}" in out
+    assert "python -m evaluator score: " in out and "s CPU, peak RSS" in out and f"({ground_truth})" in out
+    assert (keep / "benchmark" / "benchmark.json").is_file() and (keep / "result0.json").is_file()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluator.maps import MAX_SIDE, MapError, decode_map, load_map
+from evaluator.maps import MAX_SIDE, MapError, decode_map, load_map, read_map
 
 
 def _save(path, arr, **kw):
@@ -35,7 +35,11 @@ def test_npy_values_roundtrip(tmp_path, dtype, fortran):
 
 def test_png16_is_value_over_65535(tmp_path):
     raw = np.array([[0, 1, 65535], [32768, 2, 3]], np.uint16)
-    out = load_map(_save(tmp_path / "m.png", raw))[0]
+    path = _save(tmp_path / "m.png", raw)
+    codes = load_map(path)[0]  # the scorer keeps the codes: a fixed-size table of 65,536 keys
+    assert codes.dtype == np.uint16
+    np.testing.assert_array_equal(codes, raw)
+    out = read_map(path)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, raw.astype(np.float32) / np.float32(65535))
     assert out[0, 2] == 1.0 and out[0, 0] == 0.0

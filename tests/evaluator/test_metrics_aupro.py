@@ -1,4 +1,4 @@
-"""AUPRO (both profiles) against the NumPy references, brute force and closed forms."""
+"""AUPRO (every profile) against the NumPy references, brute force and closed forms."""
 
 from __future__ import annotations
 
@@ -104,3 +104,26 @@ def test_undefined():
     assert aupro(np.ones((2, 4, 4), bool), maps) is None  # no normal pixel
     with pytest.raises(ValueError, match="unknown profile"):
         aupro(np.zeros((2, 4, 4), bool), maps, profile="fast")
+
+
+def test_ader_steps_default_100_as_the_published_configs():
+    masks, maps, _ = random_class(31, n=12, dtype=np.float32, ties=False)
+    values = stacked(maps).astype(np.float32)
+    default = aupro(masks, maps, profile="ader")
+    assert default == pytest.approx(ref.aupro_ader(masks, values, 100), abs=1e-9)
+    assert aupro(masks, maps, profile="ader", steps=200) == pytest.approx(ref.aupro_ader(masks, values, 200), abs=1e-9)
+    assert aupro(masks, maps, profile="ader", steps=200) != pytest.approx(default, abs=1e-6)
+    with pytest.raises(ValueError, match="positive integer"):
+        aupro(masks, maps, profile="ader", steps=0)
+
+
+def test_ader_thresholds_are_numpy1_float32():
+    """max - min of float32 maps stays float32 before the division by S (NumPy 1.x), and each
+    threshold is rounded to float32 for the comparison."""
+    from evaluator.metrics.aupro import ader_aupro_thresholds
+
+    lo, hi = np.float32(0.1), np.float32(0.7000001)
+    th = ader_aupro_thresholds(float(lo), float(hi), 100)
+    assert th.dtype == np.float64 and th[0] == float(lo)
+    np.testing.assert_array_equal(th, np.arange(float(lo), float(hi), float(hi - lo) / 100))
+    assert float(hi - lo) != float(hi) - float(lo)  # the float32 difference is what ADer divides

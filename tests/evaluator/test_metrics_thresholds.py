@@ -100,3 +100,19 @@ def test_sweep_shapes():
     assert len(s["thresholds"]) == 21 and len(s["IoU"]) == 21
     with pytest.raises(ValueError, match="unknown profile"):
         acc.sweep("fast")
+
+
+def test_ader_normalises_in_float32_and_rounds_thresholds_to_float32():
+    """ADer normalises float32 maps in float32 and, under NumPy 1.x, compares them with
+    float32(t): the pixel 3.0000002 of a 0…10 map normalises to 0.30000002 in float64,
+    above 0.3, but to float32(0.3) in float32, which is not above float32(0.3)."""
+    m = np.array([[False, True, True]])
+    amap = np.array([[0.0, 3.0000002, 10.0]], np.float32)
+    assert ref.normalise(amap)[0, 1] > 0.3 and ref.normalise(amap, np.float32)[0, 1] == np.float32(0.3)
+    eps = 1e-8
+    half, full = 1 / (2 + eps), 2 / (2 + eps)
+    got = threshold_metrics([m], [amap], profile="ader")
+    assert got["mAcc_.2_.8"] == pytest.approx((full + 6 * half) / 7, abs=1e-15)  # at 0.3 only the 10 is above
+    assert got["mAcc_.2_.8"] == pytest.approx(ref.threshold_metrics_ader([m], [amap])["mAcc_.2_.8"], abs=1e-15)
+    exact = threshold_metrics([m], [amap])
+    assert exact["mAcc_.2_.8"] == pytest.approx((2 + 5 * 0.5) / 7)  # exact keeps float64

@@ -23,23 +23,30 @@ def test_ranking_matches_sklearn(seed):
         assert ref.f1_max(y, s) == pytest.approx(np.nanmax(2 * p * r / (p + r)), abs=1e-12)
 
 
-def test_aupro_ader_follows_skimage_regions_and_sklearn_auc():
-    """ADer's recipe written out with its own tools: skimage regions, sklearn.metrics.auc."""
+@pytest.mark.parametrize("steps", [100, 200])
+def test_aupro_ader_follows_skimage_regions_and_sklearn_auc(steps):
+    """ADer's recipe written out with its own tools: skimage regions, sklearn.metrics.auc.
+
+    ADer ran it under NumPy 1.x on float32 maps: there ``max - min`` of two
+    float32 scalars stays float32, its division by the int ``max_step`` is
+    float64, and ``amaps > th`` compares in float32 (value-based casting).
+    NumPy 2 promotes differently, so those two casts are written out here.
+    """
     measure = pytest.importorskip("skimage.measure")
     masks, maps, _ = random_class(77, n=6, dtype=np.float32)
-    amaps = stacked(maps)
+    amaps = stacked(maps).astype(np.float32)
     lo, hi = amaps.min(), amaps.max()
     regions = [(i, r.coords) for i, m in enumerate(masks) for r in measure.regionprops(measure.label(m))]
     pros, fprs = [], []
-    for th in np.arange(lo, hi, (hi - lo) / 200):
-        binary = amaps > th
+    for th in np.arange(lo, hi, np.float64(hi - lo) / steps):
+        binary = amaps > np.float32(th)
         pros.append(np.mean([binary[i][c[:, 0], c[:, 1]].sum() / len(c) for i, c in regions]))
         fprs.append(np.logical_and(~masks, binary).sum() / (~masks).sum())
     pros, fprs = np.array(pros), np.array(fprs)
     keep = fprs < 0.3
     f = fprs[keep]
     f = (f - f.min()) / (f.max() - f.min())
-    assert ref.aupro_ader(masks, amaps) == pytest.approx(sk.auc(f, pros[keep]), abs=1e-12)
+    assert ref.aupro_ader(masks, amaps, steps) == pytest.approx(sk.auc(f, pros[keep]), abs=1e-12)
 
 
 def test_pooled_max_matches_torch_avg_pool():

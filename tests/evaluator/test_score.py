@@ -17,7 +17,6 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 import evaluator
 from benchmark import open_benchmark
 from contract.files import sha256_file, sha256_of_listing
-from benchmark.protocol import resize_map
 from evaluator.cli import main
 from evaluator.report import format_table
 from contract.names import METRIC_NAMES
@@ -40,8 +39,24 @@ def _f1max(y, s):
     return float(f1.max())
 
 
+def pillow_resized(amap: np.ndarray, size) -> np.ndarray:
+    """The protocol's map resize, done with Pillow itself: float32 (mode F), bilinear."""
+    h, w = size
+    return np.asarray(Image.fromarray(np.asarray(amap, np.float32)).resize((w, h), Image.BILINEAR))
+
+
+def pillow_ground_truth(bench_root: Path, item, size, threshold: int = 127) -> np.ndarray:
+    """The protocol's ground truth, computed here: the 8-bit mask resized by Pillow, then > 127."""
+    h, w = size
+    if not item.mask_path:
+        return np.zeros(size, bool)
+    with Image.open(bench_root / item.mask_path) as im:
+        return np.asarray(im.convert("L").resize((w, h), Image.BILINEAR)) > threshold
+
+
 def sklearn_reference(sub: Path, bench, scores_csv: dict | None = None) -> dict:
-    """Per split and class, I-/P- AUROC, AP, F1max from scikit-learn over the pooled pixels of the files."""
+    """Per split and class, I-/P- AUROC, AP, F1max from scikit-learn over the pooled pixels of the
+    files, resized and thresholded by Pillow here (not by the product's own functions)."""
     out = {}
     for sid in bench.split_ids:
         per_class = {}
@@ -53,11 +68,11 @@ def sklearn_reference(sub: Path, bench, scores_csv: dict | None = None) -> dict:
                 path = next((sub / sid / "maps" / Path(it.img_path)).parent.glob(Path(it.img_path).stem + ".*"))
                 amap = evaluator_map(path)
                 if amap.shape != bench.eval_size:
-                    amap = resize_map(amap, bench.eval_size, bench.protocol)
+                    amap = pillow_resized(amap, bench.eval_size)
                 amap = amap.astype(np.float64)
                 labels.append(it.anomaly)
                 img_scores.append(amap.max() if scores_csv is None else scores_csv[sid][it.img_path])
-                gts.append(bench.gt_mask(it).ravel())
+                gts.append(pillow_ground_truth(bench.root, it, bench.eval_size).ravel())
                 maps.append(amap.ravel())
             g, m = np.concatenate(gts), np.concatenate(maps)
             per_class[cls] = {
@@ -109,8 +124,11 @@ def test_cli_score_end_to_end_and_rerun_is_byte_identical(valid_sub, bench, benc
 
     # The fixed parts of the format.
     assert result["evaluator"] == {"version": evaluator.__version__, "profile": "exact", "pool": None,
+                                   "aupro_steps": None, "ground_truth": "masks",
                                    "versions": result["evaluator"]["versions"]}
-    assert result["benchmark"] == {"name": "tiny-ad", "version": "1", "sha256": bench.sha256}
+    assert result["benchmark"] == {"name": "tiny-ad", "version": "1", "sha256": bench.sha256,
+                                   "split_ids": ["0", "1"], "masks": "pycocotools"}
+    assert result["complete"] is True
     assert result["submission"]["name"] == "noise" and result["submission"]["method"] == {"name": "Noise", "paper": "none"}
     files = sorted(str(p.relative_to(valid_sub)) for p in valid_sub.rglob("*") if p.is_file())
     assert result["submission"]["sha256"] == sha256_of_listing([(f, sha256_file(valid_sub / f)) for f in files])
@@ -147,7 +165,8 @@ def test_values_equal_sklearn_on_the_same_arrays(valid_sub, bench, bench_dir):
 
 
 def test_maps_equal_to_ground_truth_score_one(tmp_path, bench, bench_dir):
-    sub = write_submission(tmp_path / "oracle", bench, maps=lambda s, it: bench.gt_mask(it).astype(np.float32))
+    sub = write_submission(tmp_path / "oracle", bench,
+                           maps=lambda s, it: pillow_ground_truth(bench.root, it, bench.eval_size).astype(np.float32))
     result = evaluator.score(sub, bench_dir)
     for block in [result["mean"], *result["splits"].values()]:
         for m in ("I-AUROC", "P-AUROC", "I-AP", "P-AP", "P-F1max", "mIoU-max"):
@@ -214,7 +233,7 @@ def test_undefined_class_is_left_out_of_the_split_mean(tmp_path, bench, bench_di
     # Class b of split 0 gets constant maps: its threshold metrics are undefined, class a alone makes the mean.
     sub = write_submission(tmp_path / "const-b", bench,
                            maps=lambda s, it: np.full(bench.eval_size, 0.5, np.float32) if (s, it.cls_name) == ("0", "b")
-                           else bench.gt_mask(it).astype(np.float32) * 0.7 + 0.1)
+                           else pillow_ground_truth(bench.root, it, bench.eval_size).astype(np.float32) * 0.7 + 0.1)
     result = evaluator.score(sub, bench_dir)
     split = result["splits"]["0"]
     assert split["classes"]["b"]["mF1_.2_.8"] is None
@@ -259,7 +278,7 @@ def test_table_shows_percent_with_one_decimal():
     assert lines[-1].split()[:2] == ["mean", "98.8"]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [0, 1, 2])
 def test_maps_are_streamed_with_bounded_read_ahead(valid_sub, bench_dir, monkeypatch, workers):
     import weakref
 
@@ -268,8 +287,8 @@ def test_maps_are_streamed_with_bounded_read_ahead(valid_sub, bench_dir, monkeyp
     score_module = sys.modules["evaluator.score"]
     alive, most = set(), [0]
 
-    def tracking_load_map(path):
-        arr, digest = evaluator.maps.load_map(path)
+    def tracking_load_map(path, *args, **kwargs):
+        arr, digest = evaluator.maps.load_map(path, *args, **kwargs)
         key = id(arr)
         alive.add(key)
         weakref.finalize(arr, alive.discard, key)
@@ -282,7 +301,7 @@ def test_maps_are_streamed_with_bounded_read_ahead(valid_sub, bench_dir, monkeyp
     assert result["splits"]["0"]["n_images"] == 12
     # Serial: the map being read and the previous one (still bound to its name).
     # Threaded: the read-ahead window of 4 per worker, plus those two; never all 24.
-    assert most[0] <= (2 if workers == 1 else 4 * workers + 2)
+    assert most[0] <= (2 if workers == 0 else 4 * workers + 2)
 
 
 def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
@@ -295,3 +314,46 @@ def test_unwritable_out_is_one_line(valid_sub, bench_dir, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"{out}: cannot write")
 
+
+
+def test_panel_labels_say_why_a_ground_truth_is_empty(bench_dir):
+    from PIL import Image as PILImage
+
+    from contract.files import sha256_file
+    from evaluator.panels import label_of
+
+    bench = open_benchmark(bench_dir)
+    zero_area, tiny, drawn = [it for it in bench.items("0") if it.mask_path][:3]
+    empty = np.zeros((48, 64), np.uint8)
+    dot = empty.copy()
+    dot[10, 10] = 255  # one native pixel: gone after the bilinear resize to 32x32 and the > 127 threshold
+    manifest = json.loads((bench_dir / "benchmark.json").read_text())
+    for it, arr in ((zero_area, empty), (tiny, dot)):
+        PILImage.fromarray(arr).save(bench_dir / it.mask_path)
+        manifest["files"][it.mask_path] = sha256_file(bench_dir / it.mask_path)
+    (bench_dir / "benchmark.json").write_text(json.dumps(manifest))
+    bench = open_benchmark(bench_dir)
+    assert label_of(bench, zero_area, bench.gt_mask(zero_area)) == "anomalous (zero-area annotation: empty mask)"
+    assert label_of(bench, tiny, bench.gt_mask(tiny)) == "anomalous (mask empty at the evaluation size)"
+    assert label_of(bench, drawn, bench.gt_mask(drawn)) == "anomalous"
+    normal = next(it for it in bench.items("0") if not it.anomaly)
+    assert label_of(bench, normal, bench.gt_mask(normal)) == "normal"
+
+
+def test_read_ahead_is_bounded_in_bytes():
+    """prefetch never holds more than ``budget`` bytes of pending items (at least one), whatever the window."""
+    from evaluator.score import prefetch
+
+    sizes = [5, 40, 7, 90, 1, 1, 1, 60, 3, 30] * 3
+    submitted = [-1]
+
+    def cost(i):  # called in order, before item i is submitted (and before earlier items are handed out)
+        submitted[0] = i
+        return sizes[i]
+
+    done, worst = [], 0
+    for i in prefetch(lambda i: i, range(len(sizes)), workers=3, window=100, cost=cost, budget=100):
+        worst = max(worst, sum(sizes[i + 1: submitted[0]]))  # submitted, not handed out yet
+        done.append(i)
+    assert done == list(range(len(sizes)))
+    assert worst <= 100 and submitted[0] == len(sizes) - 1

@@ -119,7 +119,9 @@ CASES = {
     "object-npy": (lambda s, b, t: _replace_map(s, np.array([[None, 1]], dtype=object)), "object"),
     "record-npy": (lambda s, b, t: _replace_map(s, np.zeros((4, 4), dtype=[("x", f32)])), "refused"),
     "absurd-shape": (lambda s, b, t: _replace_map(s, raw=_npy_with_header((100000, 100000))), f"{MAX_SIDE}x{MAX_SIDE}"),
-    "shape-beyond-file": (lambda s, b, t: _replace_map(s, raw=_npy_with_header((4000, 4000))), "truncated"),
+    "shape-beyond-file": (lambda s, b, t: _replace_map(s, raw=_npy_with_header((200, 200))), "truncated"),
+    # 64 times the 32x32 evaluation size is 65,536 pixels: a 300x300 map is refused from its header.
+    "more-pixels-than-64x-eval-size": (lambda s, b, t: _replace_map(s, raw=_npy_with_header((300, 300))), "64 times"),
     "empty-shape": (lambda s, b, t: _replace_map(s, np.zeros((0, 32), f32)), "empty map"),
     "rgb-png": (lambda s, b, t: _replace_map(s, np.zeros((32, 32, 3), np.uint8), suffix=".png"), "mode RGB"),
     "8bit-png": (lambda s, b, t: _replace_map(s, np.zeros((32, 32), np.uint8), suffix=".png"), "mode L"),

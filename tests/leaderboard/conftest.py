@@ -1,11 +1,19 @@
-"""Hand-made evaluator result files (the JSON format of interfaces.md / SPEC §5).
+"""Hand-made evaluator result files (the JSON format of SPEC §5 and CONTRACTS.md).
 
 The leaderboard reads nothing but these files, so its tests write them
 directly instead of running the evaluator.
+
+Results of newer evaluators carry ``complete``, ``benchmark.split_ids``,
+``benchmark.masks``, ``evaluator.aupro_steps`` and ``evaluator.ground_truth``
+and may have the profile ``ader-bench``. :data:`CONTRACT` says whether the
+result schema shipped in this tree knows them; where it does not yet, the
+tests that need those fields check results with the leaderboard's own checks
+only (:func:`own_checks`), and results are written without them by default.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -14,10 +22,38 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import leaderboard.results as results_mod
 from leaderboard.results import METRICS
 
 #: Artefacts written by the tests (the browser screenshot), listed at the end of the run.
 ARTIFACTS: list[Path] = []
+DEMO_SPLITS = ("0", "1", "2", "3")
+
+
+def _schema_knows_contract() -> bool:
+    p = results_mod._result_schema_path()
+    if p is None:
+        return False
+    schema = json.loads(p.read_text())
+    return "complete" in schema.get("properties", {}) and "ader-bench" in json.dumps(schema)
+
+
+CONTRACT = _schema_knows_contract()
+
+
+@contextlib.contextmanager
+def own_checks_if_needed():
+    """Check results with the leaderboard's own checks when the shipped schema predates CONTRACTS.md."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not CONTRACT:
+            mp.setattr(results_mod, "_result_schema_path", lambda: None)
+        yield
+
+
+@pytest.fixture
+def own_checks():
+    with own_checks_if_needed():
+        yield
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -35,7 +71,7 @@ def make_result(
     method: str = "Method-A",
     profile: str = "exact",
     benchmark: str = "coco-ad-demo",
-    splits=("0", "1", "2", "3"),
+    splits=DEMO_SPLITS,
     base: float = 0.6,
     step: float = 0.01,
     pool: int | None = None,
@@ -44,15 +80,27 @@ def make_result(
     panels: int = 0,
     sweeps: bool = True,
     overrides: dict | None = None,
+    submission: str | None = None,
+    contract: bool | None = None,
+    benchmark_splits=DEMO_SPLITS,
+    aupro_steps: int | None = None,
+    method_extra: dict | None = None,
+    benchmark_sha: str | None = None,
 ) -> Path:
     """Write ``folder/<stem>.json`` (and its panels) and return its path.
 
-    Metric ``k`` of split ``s`` is ``base + step*k + 0.02*s`` (clipped to
-    [0, 1]), so means and rankings are known in closed form; ``overrides``
-    ({metric: value}) replaces a metric in every split and in the mean.
+    Metric ``k`` of split ``s`` (its index in ``splits``) is
+    ``base + step*k + 0.02*s`` (clipped to [0, 1]), so means, spreads and
+    rankings are known in closed form; ``overrides`` ({metric: value})
+    replaces a metric in every split and in the mean. ``submission``: the
+    submission's name (default: the stem up to its first dot), which also
+    fixes its checksum, so two profiles of one submission share it.
+    ``contract``: write the CONTRACTS.md fields (default :data:`CONTRACT`).
     """
     folder.mkdir(parents=True, exist_ok=True)
     overrides = overrides or {}
+    submission = submission or stem.split(".")[0]
+    contract = CONTRACT if contract is None else contract
     split_blocks = {}
     for si, sid in enumerate(splits):
         vals = {m: min(1.0, max(0.0, base + step * k + 0.02 * si)) for k, m in enumerate(METRICS)}
@@ -77,19 +125,25 @@ def make_result(
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(folder / rel)
             panel_list.append({"split": sid, "img_path": f"val2017/{i:012d}.jpg", "file": rel})
+    m = {"name": method, **({"paper": paper} if paper else {}), **({"code": code} if code else {}),
+         "backbone": "resnet18", **(method_extra or {})}
     obj = {
         "evaluator": {"version": "0.1.0", "profile": profile, "pool": pool,
                       "versions": {"python": "3.11", "numpy": "2", "numba": "0.6"}},
-        "benchmark": {"name": benchmark, "version": "1", "sha256": _sha(benchmark)},
-        "submission": {"name": stem.split(".")[0], "sha256": _sha(stem),
-                       "method": {"name": method, **({"paper": paper} if paper else {}),
-                                  **({"code": code} if code else {}), "backbone": "resnet18"}},
+        "benchmark": {"name": benchmark, "version": "1", "sha256": benchmark_sha or _sha(benchmark)},
+        "submission": {"name": submission, "sha256": _sha(submission), "method": m},
         "splits": split_blocks,
         "mean": mean,
         "warnings": ["split 0, class coco: nothing to report"] if profile == "exact" else [],
         "panels": panel_list,
         "seconds": 1.5,
     }
+    if contract:
+        obj["complete"] = set(benchmark_splits) <= set(splits)
+        obj["benchmark"]["split_ids"] = list(benchmark_splits)
+        obj["benchmark"]["masks"] = "pycocotools"
+        obj["evaluator"]["aupro_steps"] = aupro_steps if aupro_steps is not None or profile == "exact" else 100
+        obj["evaluator"]["ground_truth"] = "eval-size"
     if sweeps:
         obj["sweeps"] = sw
     p = folder / f"{stem}.json"
@@ -97,14 +151,28 @@ def make_result(
     return p
 
 
+TINY = {"preset": "invad-tiny", "published": False, "implementation": "coco-ad-suite baselines 0.1.0"}
+
+
 def write_results(d: Path) -> Path:
-    """Several submissions on the demo benchmark and on coco-ad, two profiles, into ``d``."""
+    """Submissions on the demo benchmark and on coco-ad, several profiles, a partial one, into ``d``.
+
+    coco-ad-demo (results without the CONTRACTS.md fields unless the schema knows them):
+    Alpha (one submission, scored exact and ader, panels), Beta, Gamma (no sweeps, a javascript: paper
+    link), InvAD-tiny (an unpublished preset), Epsilon (split 3 only: partial, better than everyone).
+    coco-ad (results with the CONTRACTS.md fields): Delta (ader, pool 16) and Zeta (ader-bench), no panels.
+    """
     make_result(d, "alpha.exact", method="Alpha", base=0.60, panels=1)
     make_result(d, "alpha.ader", method="Alpha", profile="ader", base=0.61, panels=1)
     make_result(d, "beta.exact", method="Beta", base=0.70, step=-0.01, paper=None, code="https://example.org/beta")
     make_result(d, "gamma.exact", method="Gamma", base=0.65, sweeps=False, paper="javascript:alert(1)", code=None)
+    make_result(d, "tiny.exact", method="InvAD-tiny", base=0.62, paper="https://arxiv.org/abs/2404.10760", code=None,
+                method_extra=TINY)
+    make_result(d, "eps.exact", method="Epsilon", base=0.90, step=0.0, splits=("3",))
     make_result(d / "coco", "delta.ader", method="Delta", profile="ader", pool=16, benchmark="coco-ad",
-                base=0.55, panels=1)
+                base=0.55, contract=True, benchmark_splits=DEMO_SPLITS)
+    make_result(d / "coco", "zeta.ader-bench", method="Zeta", profile="ader-bench", pool=16, benchmark="coco-ad",
+                base=0.50, contract=True, aupro_steps=100)
     return d
 
 
@@ -120,5 +188,6 @@ def built_board(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("board")
     res = write_results(root / "results")
-    summary = build(res, root / "out", quiet=True)
+    with own_checks_if_needed():
+        summary = build(res, root / "out", quiet=True)
     return res, root / "out", summary
