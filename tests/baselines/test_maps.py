@@ -103,3 +103,17 @@ def test_feature_mse_sums_levels():
     f = [torch.zeros(1, 2, 3, 3), torch.zeros(1, 4, 2, 2)]
     r = [torch.ones(1, 2, 3, 3), torch.full((1, 4, 2, 2), 2.0)]
     assert float(feature_mse(f, r)) == pytest.approx(1.0 + 4.0)
+
+
+@pytest.mark.parametrize("fn", [cosine_anomaly_map, mean_cosine_anomaly_map])
+def test_maps_are_smoothed_as_scipy_smooths_a_float32_map(fn):
+    # ADer hands scipy's gaussian_filter a float32 map; scipy sums in float64 and rounds once
+    torch.manual_seed(6)
+    f = [torch.randn(2, 8, 16, 16), torch.randn(2, 4, 8, 8)]
+    r = [torch.randn(2, 8, 16, 16), torch.randn(2, 4, 8, 8)]
+    raw = fn(f, r, (64, 64), sigma=0)
+    assert raw.dtype == torch.float32
+    ours = fn(f, r, (64, 64)).numpy()
+    ref = np.stack([ndimage.gaussian_filter(m, 4.0) for m in raw.numpy()])
+    assert ours.dtype == ref.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=np.spacing(np.float32(2)))  # one float32 step at most
