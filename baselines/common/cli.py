@@ -134,7 +134,7 @@ def build_parser(method: str, prog: str, default_preset: str) -> argparse.Argume
 def _cmd_presets(method: str) -> int:
     for name in list_presets(method):
         p = get_preset(name)
-        print(f"{name:14s} {p.backbone:24s} epochs {p.epochs:<4d} batch {p.batch_size:<3d} lr {p.lr:g}  "
+        print(f"{name:14s} {p.backbone:26s} epochs {p.epochs:<4d} batch {p.batch_size:<3d} lr {p.lr:g}  "
               f"weights {p.weights}")
     return 0
 

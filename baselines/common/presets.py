@@ -31,8 +31,10 @@ class Preset:
     Optimiser: Adam with ``lr = base_lr * batch_size / lr_batch`` (the linear
     scaling rule of the published configs), ``betas``, ``weight_decay``;
     gradients clipped to global norm ``grad_clip``; the learning rate is
-    multiplied by ``lr_gamma`` once, after ``round(lr_step * epochs)`` epochs.
-    ``batch_size`` is the global batch (split over processes under torchrun).
+    multiplied by ``lr_gamma`` once, after ``int(lr_step * epochs)`` epochs
+    (ADer's ``decay_epochs=int(epoch_full * 0.8)``). ``batch_size`` is the
+    global batch (split over processes under torchrun); every epoch drops
+    its last incomplete batch, as ADer's loaders do.
 
     Encoder weights (``weights``): ``"hub"`` (timm's pretrained weights,
     downloaded), ``"none"`` (random, for tests), ``PACKAGE_WEIGHTS`` (offline,
@@ -78,8 +80,8 @@ class Preset:
 
     @property
     def lr_milestone(self) -> int:
-        """Epoch (0-based count of finished epochs) after which the LR drops."""
-        return int(round(self.lr_step * self.epochs))
+        """Epoch (0-based count of finished epochs) after which the LR drops; 0: never."""
+        return int(self.lr_step * self.epochs)
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed (unknown names raise a clear error)."""

@@ -219,3 +219,20 @@ def test_two_processes_train_the_model_of_one_with_the_whole_batch(make_benchmar
         recs = [m(x)[1] for m in models]
     for a, b in zip(*recs):
         assert float((a - b).norm() / b.norm()) < 2e-4
+
+
+@pytest.mark.parametrize("epochs, milestone", [(100, 80), (12, 9), (3, 2), (1, None)])
+def test_lr_drops_once_after_int_of_80_percent_of_the_epochs(epochs, milestone):
+    # ADer: timm's StepLRScheduler stepped per iteration with decay_t = int(0.8 * epochs) epochs' iterations
+    preset = small_preset(epochs=epochs)
+    model = torch.nn.Linear(2, 2)
+    model.trainable_parameters = lambda: list(model.parameters())
+    opt, sched = engine.make_optimizer(preset, model)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradients: nothing moves; the scheduler expects it first
+        sched.step()
+    first_low = next((e for e, lr in enumerate(lrs) if lr < preset.lr), None)
+    assert first_low == milestone
+    assert all(lr == pytest.approx(preset.lr * 0.1) for lr in lrs[milestone or epochs:])
