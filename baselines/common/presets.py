@@ -41,9 +41,11 @@ class Preset:
     from an installed PyPI package) or a path to a local file.
     ``mean``/``std`` of ``None`` take the backbone's own normalisation from timm.
 
-    ``cache_features``: keep the frozen encoder's outputs in memory after the
-    first epoch. Exact (the encoder is frozen, in eval mode, and there is no
-    augmentation) and only sensible for small training sets.
+    ``cache_features``: keep the frozen encoder's output of each training
+    image in memory once a batch has computed it. Bit-exact (the encoder is
+    frozen, in eval mode, there is no augmentation and every batch has the
+    same size; see :mod:`baselines.common.engine`); only sensible for small
+    training sets.
     """
 
     name: str
