@@ -19,4 +19,4 @@ import os as _os
 # jobs share the cores.
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -23,6 +23,12 @@ or ``examples/bring_your_own.py``) and a rerun rebuilds the board with it; the
 list of results of the last build is kept in ``W/.leaderboard-inputs``, so an
 added, removed or replaced file is noticed whatever its time stamp. A failing
 step stops the job with the step's exit code and one line naming the step.
+
+A shorter job, for a quick look or a test: ``--presets`` picks some of the
+baselines, ``--splits`` some of the splits and ``--epochs`` overrides every
+preset's epochs. Such a run gets its own names (``invad-tiny-e1-s0`` for
+``--epochs 1 --splits 0``), so it never passes for the full one, and its
+result covers only those splits.
 """
 
 from __future__ import annotations
@@ -77,30 +83,45 @@ class Plan:
     page: Path | None = None
 
 
-def plan(workdir: Path, quiet: bool = False) -> Plan:
-    """The job's steps for ``workdir`` (paths absolute, so children may run anywhere)."""
+def variant(preset: str, splits: tuple = (), epochs: int | None = None) -> str:
+    """Name of a preset's run, submission and results: the preset, marked when shortened."""
+    return preset + (f"-e{epochs}" if epochs is not None else "") + (f"-s{'_'.join(splits)}" if splits else "")
+
+
+def plan(workdir: Path, quiet: bool = False, presets: tuple | None = None, splits: tuple = (),
+         epochs: int | None = None) -> Plan:
+    """The job's steps for ``workdir`` (paths absolute, so children may run anywhere).
+
+    ``presets`` (default: every one of :data:`BASELINES`), ``splits``
+    (default: all) and ``epochs`` (default: the presets') shorten the job.
+    """
     w = Path(workdir).resolve()
     bench, results_dir, board = w / "benchmark", w / "results", w / "leaderboard"
     manifest = bench / "benchmark.json"
     q = ("--quiet",) if quiet else ()
+    splits = tuple(str(s) for s in splits)
+    extra = (("--splits", *splits) if splits else ()) + (("--epochs", str(epochs)) if epochs is not None else ())
     steps = [Step("build the demo benchmark", ("benchmark.build", "demo", "--out", str(bench), *q), (manifest,))]
     all_results: list[Path] = []
     for module, preset in BASELINES:
-        sub, run_dir = w / "submissions" / preset, w / "runs" / preset
+        if presets is not None and preset not in presets:
+            continue
+        name = variant(preset, splits, epochs)
+        sub, run_dir = w / "submissions" / name, w / "runs" / name
         sub_json = sub / "submission.json"
-        results = {p: results_dir / f"{preset}.{p}.json" for p in PROFILES}
+        results = {p: results_dir / f"{name}.{p}.json" for p in PROFILES}
         all_results += results.values()
         steps += [
-            Step(f"train and predict {preset} on every split",
+            Step(f"train and predict {name} on " + (f"split(s) {', '.join(splits)}" if splits else "every split"),
                  (module, "run", "--benchmark", str(bench), "--preset", preset, "--out", str(run_dir),
-                  "--submission", str(sub), *q),
+                  "--submission", str(sub), *extra, *q),
                  (sub_json,), (manifest,), (sub,)),
             # validate has no output of its own: it guards the scores, so it runs whenever a score is due.
-            Step(f"validate the {preset} submission", ("evaluator", "validate", str(sub), "--benchmark", str(bench)),
+            Step(f"validate the {name} submission", ("evaluator", "validate", str(sub), "--benchmark", str(bench)),
                  tuple(results.values()), (sub_json, manifest), writes=False),
         ]
         for p in PROFILES:
-            steps.append(Step(f"score {preset} with the {p} profile",
+            steps.append(Step(f"score {name} with the {p} profile",
                               ("evaluator", "score", str(sub), "--benchmark", str(bench), "--profile", p,
                                "--panels", str(PANELS), "--out", str(results[p]), *q),
                               (results[p],), (sub_json, manifest)))
@@ -230,8 +251,18 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default="runs/demo", metavar="DIR",
                         help="where every output goes (default: runs/demo)")
     parser.add_argument("--quiet", action="store_true", help="only the children's warnings and the final line")
+    known = [p for _, p in BASELINES]
+    parser.add_argument("--presets", nargs="+", metavar="NAME", choices=known,
+                        help=f"train and score only these baselines (default: all of {', '.join(known)})")
+    parser.add_argument("--splits", nargs="+", metavar="ID", default=(),
+                        help="only these demo splits (default: all); results then cover only them")
+    parser.add_argument("--epochs", type=int, metavar="N",
+                        help="override every preset's number of epochs (a quick, weaker run)")
     args = parser.parse_args(argv)
-    job = plan(Path(args.workdir), quiet=args.quiet)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    job = plan(Path(args.workdir), quiet=args.quiet, presets=args.presets, splits=tuple(args.splits),
+               epochs=args.epochs)
     t0 = time.monotonic()
     rc = run_job(job.steps, quiet=args.quiet)
     if rc == 0:

@@ -1,12 +1,19 @@
 """Training checkpoints: one file per split, written atomically.
 
-A checkpoint is a dict (``torch.save``) with: ``format`` (1), ``versions``,
-``preset`` (:meth:`Preset.to_dict`), ``benchmark`` (name, version, sha256,
-path), ``split``, ``epoch`` (epochs finished), ``finished``, ``model`` (the
-full state dict, frozen encoder included, so prediction needs no weight
-file or network), ``optimizer``, ``scheduler``, ``params``
-(total/trainable), ``history`` (per-epoch loss, lr, seconds, images/s) and
-``weights`` (where the encoder's weights came from).
+A checkpoint is a dict (``torch.save``) with: ``format`` (:data:`FORMAT`),
+``versions``, ``preset`` (:meth:`Preset.to_dict`), ``model_version`` (the
+method's :attr:`~baselines.common.model.ReconstructionModel.version`),
+``benchmark`` (name, version, sha256, path), ``split``, ``epoch`` (epochs
+finished), ``finished``, ``model`` (the full state dict, frozen encoder
+included, so prediction needs no weight file or network), ``optimizer``,
+``scheduler``, ``params`` (total/trainable), ``history`` (per-epoch loss,
+lr, seconds, images/s, steps) and ``weights`` (where the encoder's weights
+came from).
+
+Format history: 1 (baselines 0.1.0: InvAD written from the paper), 2
+(baselines 0.2.0: ``model_version`` added; InvAD as the official code builds
+it). A checkpoint of another format, or of another version of its method's
+architecture, is refused with one line: its weights do not fit the model.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 from baselines.common.errors import BaselineError
 from contract.files import atomic_open
 
-FORMAT = 1
+FORMAT = 2
 FILENAME = "checkpoint.pt"
 
 
@@ -37,9 +44,26 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated or foreign file
         raise BaselineError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
+    if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("format"), int):
         raise BaselineError(f"{path}: not a checkpoint of this suite's baselines (format {FORMAT})")
+    if state["format"] != FORMAT:
+        made_by = (state.get("versions") or {}).get("baselines", "unknown")
+        raise BaselineError(
+            f"{path}: checkpoint format {state['format']} (written by baselines {made_by}); this version reads "
+            f"format {FORMAT} only: retrain (train --force, or another --out)"
+        )
     return state
+
+
+def check_model_version(path: str | os.PathLike, state: dict, model) -> None:
+    """One-line error unless ``state`` was written for ``model``'s architecture version."""
+    saved = state.get("model_version")
+    if saved != model.version:
+        method = state.get("preset", {}).get("method", "?")
+        raise BaselineError(
+            f"{path}: written by {method} architecture version {saved}, this version of the baselines builds "
+            f"version {model.version}: retrain (train --force, or another --out)"
+        )
 
 
 def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:

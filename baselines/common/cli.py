@@ -9,7 +9,9 @@
 and then writes one submission folder holding all of them; rerun, it only
 repeats the prediction if a checkpoint changed. Multi-GPU training:
 ``torchrun --nproc_per_node N -m baselines.invad train|run …``.
-User errors print one line and exit with status 2.
+User errors print one line and exit with status 2; so does a preset whose
+hub weights can be neither found in the cache nor downloaded, before any
+training (the line names the offline presets and ``--weights FILE``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 
 from baselines.common.errors import BaselineError
 from baselines.common.presets import Preset, get_preset, list_presets
+
+DESCRIPTION = ("Train a reconstruction baseline on the normal training images of a benchmark's splits and write "
+               "its anomaly maps of their test images as a submission folder.")
 
 
 def _overrides(args) -> dict:
@@ -51,54 +56,78 @@ def resolve_preset(name: str, method: str, args) -> Preset:
     return preset.replace(**_overrides(args))
 
 
-def _add_training_options(p: argparse.ArgumentParser, default_preset: str) -> None:
-    p.add_argument("--benchmark", required=True, help="benchmark folder (with benchmark.json)")
-    p.add_argument("--preset", default=default_preset, help=f"named configuration (default {default_preset})")
-    p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    p.add_argument("--batch-size", type=int, help="override the global batch size (the LR scales with it)")
-    p.add_argument("--seed", type=int, help="override the preset's seed")
-    p.add_argument("--weights", help="encoder weights: a local file, 'hub', 'none' or 'package:NAME'")
+def _offline_presets(method: str) -> list[str]:
+    """This method's presets whose encoder weights ship in an installed-with-us package."""
+    return [n for n in list_presets(method) if get_preset(n).weights.startswith("package:")]
+
+
+def _add_training_options(p: argparse.ArgumentParser, method: str, default_preset: str) -> None:
+    p.add_argument("--benchmark", required=True, metavar="DIR", help="benchmark folder (with benchmark.json)")
+    offline = _offline_presets(method)
+    p.add_argument("--preset", default=default_preset, metavar="NAME",
+                   help=f"named configuration: {', '.join(list_presets(method))} (default {default_preset}; "
+                        + (f"offline: {', '.join(offline)}; " if offline else "")
+                        + f"see: python -m baselines.{method} presets)")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the preset's number of epochs")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="override the global batch size (the LR scales with it)")
+    p.add_argument("--seed", type=int, metavar="N", help="override the preset's seed")
+    p.add_argument("--weights", metavar="FILE",
+                   help="encoder weights: a local weight file, or 'hub' (timm's download), 'none' (random) or "
+                        "'package:NAME' (default: the preset's)")
     p.add_argument("--stop-after", type=int, metavar="EPOCHS",
                    help="stop this call after that many epochs (continue later with --resume / run)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA if available)")
-    p.add_argument("--workers", type=int, help="data-loading processes (default 0 on CPU, 4 on CUDA)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: CUDA if available)")
+    p.add_argument("--workers", type=int, metavar="N", help="data-loading processes (default 0 on CPU, 4 on CUDA)")
+    p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: OMP_NUM_THREADS, else all CPUs); keep it fixed for "
                         "bit-identical reruns")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser(method: str, prog: str, default_preset: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION,
+        epilog=f"example: {prog} run --benchmark DIR --preset {(_offline_presets(method) or [default_preset])[0]} "
+               f"--out runs/X --submission submissions/X. Under torchrun, train and run use every process "
+               f"(DistributedDataParallel). User errors exit with status 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    t = sub.add_parser("train", help="train on one split's normal training images")
-    _add_training_options(t, default_preset)
-    t.add_argument("--split", required=True, help="split id")
-    t.add_argument("--out", help="run folder (default runs/<preset>-<benchmark name>)")
+    t = sub.add_parser("train", help="train on one split's normal training images",
+                       description="Train the preset on the normal training images of one split; a checkpoint "
+                                   "is written after every epoch.")
+    _add_training_options(t, method, default_preset)
+    t.add_argument("--split", required=True, metavar="ID", help="split id")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/<preset>-<benchmark name>)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
     t.add_argument("--force", action="store_true", help="start over, replacing an existing checkpoint")
     _add_common(t)
 
-    p = sub.add_parser("predict", help="write a submission from trained checkpoints")
-    p.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint file(s) or run folder(s)")
-    p.add_argument("--submission", required=True, help="submission folder to write")
-    p.add_argument("--benchmark", help="benchmark folder (default: the one used for training)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    p = sub.add_parser("predict", help="write a submission from trained checkpoints",
+                       description="Write the anomaly maps of the test images of every checkpoint's split into "
+                                   "one submission folder.")
+    p.add_argument("--checkpoint", nargs="+", required=True, metavar="PATH",
+                   help="checkpoint file(s) or run folder(s)")
+    p.add_argument("--submission", required=True, metavar="DIR", help="submission folder to write")
+    p.add_argument("--benchmark", metavar="DIR", help="benchmark folder (default: the one used for training)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing submission folder")
     _add_common(p)
 
-    r = sub.add_parser("run", help="train every split, then predict them all into one submission")
-    _add_training_options(r, default_preset)
-    r.add_argument("--out", required=True, help="run folder (one subfolder per split)")
-    r.add_argument("--submission", required=True, help="submission folder to write (replaced if present)")
-    r.add_argument("--splits", nargs="+", help="split ids (default: all of the benchmark's)")
+    r = sub.add_parser("run", help="train every split, then predict them all into one submission",
+                       description="Train every split (finished ones are skipped, unfinished ones resumed), then "
+                                   "write one submission holding all of them.")
+    _add_training_options(r, method, default_preset)
+    r.add_argument("--out", required=True, metavar="DIR", help="run folder (one subfolder per split)")
+    r.add_argument("--submission", required=True, metavar="DIR",
+                   help="submission folder to write (replaced if present)")
+    r.add_argument("--splits", nargs="+", metavar="ID", help="split ids (default: all of the benchmark's)")
     _add_common(r)
 
-    sub.add_parser("presets", help="list this method's presets")
+    sub.add_parser("presets", help="list this method's presets", description="List this method's presets.")
     return parser
 
 
@@ -124,6 +153,7 @@ def run_command(method: str, args) -> int:
     import torch
 
     from baselines.common import engine, predict, runtime
+    from baselines.common.encoder import WeightsUnavailable
     from benchmark import open_benchmark
     from contract.files import atomic_write_json
 
@@ -143,10 +173,20 @@ def run_command(method: str, args) -> int:
 
         preset = resolve_preset(args.preset, method, args)
         bench = open_benchmark(args.benchmark)
+
+        def train(split: str, out: Path, **kw) -> Path:
+            try:
+                return engine.train_split(preset, bench, split, out, rt, workers=args.workers,
+                                          stop_after=args.stop_after, quiet=args.quiet, **kw)
+            except WeightsUnavailable as e:
+                offline = _offline_presets(method)
+                raise BaselineError(f"preset {preset.name!r}: {e}"
+                                    + (f", or use --preset {' / '.join(offline)} (weights included)" if offline
+                                       else "")) from None
+
         if args.command == "train":
             out = Path(args.out) if args.out else Path("runs") / f"{preset.name}-{bench.name}"
-            ckpt = engine.train_split(preset, bench, args.split, out, rt, resume=args.resume, force=args.force,
-                                      workers=args.workers, stop_after=args.stop_after, quiet=args.quiet)
+            ckpt = train(args.split, out, resume=args.resume, force=args.force)
             if rt.is_main and not args.quiet:
                 print(f"checkpoint: {ckpt}")
             return 0
@@ -156,17 +196,17 @@ def run_command(method: str, args) -> int:
         for s in splits:
             bench.split(s)
         out = Path(args.out)
-        files = []
-        for s in splits:
-            files.append(engine.train_split(preset, bench, s, out, rt, resume=True, workers=args.workers,
-                                            stop_after=args.stop_after, quiet=args.quiet))
+        submission = Path(args.submission)
+        if rt.is_main:
+            # the submission is written after all the training: find out now if it cannot be
+            engine.check_writable(submission.resolve().parent, "--submission")
+        files = [train(s, out, resume=True) for s in splits]
         if not rt.is_main:
             return 0
         unfinished = [f for f in files if not engine.is_finished(f)]
         if unfinished:
             print(f"stopped before the end of training ({', '.join(map(str, unfinished))}); rerun to continue")
             return 0
-        submission = Path(args.submission)
         stamp_file = out / "predicted.json"
         stamp = _predict_stamp(out, files, submission)
         if submission.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:

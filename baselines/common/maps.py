@@ -7,7 +7,8 @@ L2-normalised along channels, brought to the size of the largest level
 (bilinear), concatenated along channels; the map is ``1 - cos`` between the
 two concatenated vectors at each position, then upsampled bilinearly to the
 image size and smoothed with a Gaussian (σ = 4 pixels by default, as the
-published evaluation does with ``scipy.ndimage.gaussian_filter``).
+published evaluation does with ``scipy.ndimage.gaussian_filter``; like scipy,
+the filter sums in float64 and the map keeps its dtype).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def cosine_anomaly_map(
         b.append(r)
     d = 1.0 - F.cosine_similarity(torch.cat(a, 1), torch.cat(b, 1), dim=1)  # (B, h, w)
     d = F.interpolate(d[:, None], size=tuple(out_size), mode="bilinear", align_corners=align_corners)[:, 0]
-    return gaussian_blur(d, sigma)
+    return gaussian_blur(d.double(), sigma).to(d.dtype)
 
 
 def mean_cosine_anomaly_map(
@@ -86,7 +87,8 @@ def mean_cosine_anomaly_map(
         d = 1.0 - F.cosine_similarity(f.float(), r.float(), dim=1)  # (B, h, w)
         d = F.interpolate(d[:, None], size=tuple(out_size), mode="bilinear", align_corners=align_corners)[:, 0]
         total = d if total is None else total + d
-    return gaussian_blur(total / len(feats), sigma)
+    total = total / len(feats)
+    return gaussian_blur(total.double(), sigma).to(total.dtype)
 
 
 def pooled_max(maps: torch.Tensor, k: int) -> torch.Tensor:

@@ -28,7 +28,13 @@ class ReconstructionModel(nn.Module):
 
     Loss: ``loss_weight`` × Σ_levels MSE(reconstruction, feature).
     Map: :func:`baselines.common.maps.cosine_anomaly_map` (σ = ``sigma``).
+
+    ``version``: the architecture version of the method, stored in
+    checkpoints; a method bumps it when a change makes older checkpoints'
+    weights unfit, and such checkpoints are then refused with one line.
     """
+
+    version: int = 1
 
     def __init__(self, encoder: FrozenEncoder, loss_weight: float = 1.0, sigma: float = 4.0):
         super().__init__()

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import baselines
-from baselines.common.checkpoint import find_checkpoints, load_checkpoint
+from baselines.common.checkpoint import check_model_version, find_checkpoints, load_checkpoint
 from baselines.common.data import SplitImages
 from baselines.common.errors import BaselineError
 from baselines.common.maps import pooled_max
@@ -62,6 +62,7 @@ def load_trained(path: Path, device: torch.device) -> tuple[ReconstructionModel,
         )
     preset = Preset.from_dict(state["preset"])
     model = build_model(preset, weights="none")  # every weight, encoder included, comes from the checkpoint
+    check_model_version(path, state, model)
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return model, preset, state

@@ -35,7 +35,8 @@ class Preset:
     or more dimensions not named ``*.bias`` (ADer's ``get_optim``: biases,
     norm weights and other vectors get none). Gradients clipped to global norm
     ``grad_clip``; the learning rate is multiplied by ``lr_gamma`` once, after
-    ``round(lr_step * epochs)`` epochs. ``batch_size`` is the global batch
+    ``int(lr_step * epochs)`` epochs (ADer's
+    ``decay_epochs=int(epoch_full * 0.8)``; 0: never). ``batch_size`` is the global batch
     (split over processes under torchrun); ``drop_last`` skips each epoch's
     last incomplete batch, as ADer's training loader does.
 
@@ -54,9 +55,11 @@ class Preset:
     from an installed PyPI package) or a path to a local file.
     ``mean``/``std`` of ``None`` take the backbone's own normalisation from timm.
 
-    ``cache_features``: keep the frozen encoder's outputs in memory after the
-    first epoch. Exact (the encoder is frozen, in eval mode, and there is no
-    augmentation) and only sensible for small training sets.
+    ``cache_features``: keep the frozen encoder's output of each training
+    image in memory once a batch has computed it. Bit-exact (the encoder is
+    frozen, in eval mode, there is no augmentation and every batch has the
+    same size; see :mod:`baselines.common.engine`); only sensible for small
+    training sets.
     """
 
     name: str
@@ -99,8 +102,8 @@ class Preset:
 
     @property
     def lr_milestone(self) -> int:
-        """Epoch (0-based count of finished epochs) after which the LR drops."""
-        return int(round(self.lr_step * self.epochs))
+        """Epoch (0-based count of finished epochs) after which the LR drops; 0: never."""
+        return int(self.lr_step * self.epochs)
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed (unknown names raise a clear error)."""

@@ -3,7 +3,8 @@
 Under ``torchrun`` (``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in the
 environment) :func:`setup` joins the process group — NCCL on CUDA, gloo on
 CPU — and gives each process its own GPU; otherwise it is a single process on
-CUDA when available, else CPU.
+CUDA when available, else CPU. :func:`sync_batchnorm` makes the batch norms
+of a model compute their statistics over the global batch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from baselines.common.errors import BaselineError
 
@@ -110,6 +112,96 @@ def all_reduce_mean(rt: Runtime, value: float, count: int) -> float:
                      device=rt.device if rt.device.type == "cuda" else "cpu")
     dist.all_reduce(t)
     return float(t[0] / max(t[1], 1.0))
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose gradient is the all-reduced gradient: every process's loss reaches every input."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm with statistics over every process's batch, for CPU (gloo) training.
+
+    What :class:`torch.nn.SyncBatchNorm` does on GPUs, which it alone
+    supports: in training mode the mean and the biased variance normalising
+    the batch are those of the global batch (two differentiable all-reduces:
+    the sum, then the squared deviations from the global mean, so the
+    gradient flows to every process as it would through one large batch);
+    the running variance gets the unbiased global variance. Outside training,
+    or in a single process, it is the plain batch norm.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        all_reduce = _SumOverProcesses.apply
+        dims = [0, *range(2, x.dim())]
+        shape = (1, -1, *([1] * (x.dim() - 2)))
+        count = all_reduce(x.new_tensor([x.numel() // x.shape[1]], dtype=torch.float64))
+        mean = all_reduce(x.sum(dims)) / count.to(x.dtype)
+        centred = x - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / count.to(x.dtype)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            n = float(count)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(n - 1.0, 1.0)), alpha=m)
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def _to_cpu_sync(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
+        out = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias  # the same Parameter objects
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+        return out
+    for name, child in module.named_children():
+        setattr(module, name, _to_cpu_sync(child))
+    return module
+
+
+def sync_batchnorm(model: nn.Module, rt: Runtime) -> nn.Module:
+    """Synchronise the batch norms of ``model`` (in place) except its frozen ``encoder``, as ADer does under DDP.
+
+    GPUs get :class:`torch.nn.SyncBatchNorm` (ADer's ``sync_BN``), CPUs
+    :class:`CPUSyncBatchNorm`. The frozen encoder stays in eval mode, where a
+    synchronised batch norm is the plain one, so it is left as it is. The
+    state dict keeps its keys and the parameters their identity.
+    """
+    frozen = getattr(model, "encoder", None)
+    for name, child in model.named_children():
+        if child is frozen:
+            continue
+        if rt.device.type == "cpu":
+            setattr(model, name, _to_cpu_sync(child))
+        else:
+            setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    return model
 
 
 def teardown(rt: Runtime) -> None:

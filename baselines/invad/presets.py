@@ -1,11 +1,17 @@
 """Registered presets of InvAD: the published ``invad`` and ``invad-lite``, and ``invad-tiny``.
 
-``invad`` / ``invad-lite`` carry the published configuration (COCO-AD: 100
-epochs; the paper trains 300 on MVTec AD — pass ``--epochs 300``).
-``invad-tiny`` is ours: the same method on the offline EfficientNet-Lite0
-backbone (its levels 2-4), one styled block per stage and a narrow latent,
-sized so that a demo split trains on two CPU cores in a minute or two. It is
-a CPU-scale model, not a published one.
+``invad`` / ``invad-lite`` are ADer's ``configs/invad/invad_coco.py`` and
+``configs/invad/invad_lite/lite_coco.py`` (COCO-AD: 100 epochs; the paper
+trains 300 on MVTec AD — pass ``--epochs 300``): encoder with the timm
+pretrained tag the official weights file names (``racm_in1k``,
+``bt_in1k``), ImageNet mean/std, Adam lr 0.001 × 32 / 8 with betas (0, 0.99)
+and no weight decay (the configs set ``weight_decay`` but never pass it to
+the optimiser), gradients clipped to norm 5, LR × 0.1 after int(0.8 · epochs)
+epochs, the last incomplete batch dropped.
+``invad-tiny`` is ours: the same architecture on the offline
+EfficientNet-Lite0 backbone (its levels 2-4), sized so that the 4 demo splits
+train and predict on two CPU cores in about two minutes. It is a CPU-scale
+model, not a published one.
 """
 
 from __future__ import annotations
@@ -14,28 +20,36 @@ from baselines.common.presets import PACKAGE_WEIGHTS, Preset, register_preset
 
 PAPER = "https://arxiv.org/abs/2404.10760"
 CODE = "https://github.com/zhangzjn/ADer"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 INVAD = register_preset(Preset(
     name="invad",
     method="invad",
     display_name="InvAD",
-    backbone="wide_resnet50_2",
+    backbone="wide_resnet50_2.racm_in1k",
     out_indices=(1, 2, 3),
     weights="hub",
-    model=dict(latent_ch=64, proj_cap=256, blocks=2, mod_ch=16, loss_weight=1.0, sigma=4.0),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    drop_last=True,
+    model=dict(style_ch=64, latent_ch=16, blocks=2, lr_mul=0.01, conv_num=1, bottle_num=1, loss_weight=1.0,
+               sigma=4.0),
     paper=PAPER,
     code=CODE,
-    description="InvAD, published configuration: frozen ImageNet wide_resnet50_2 layers 1-3, 256x256, "
-                "Adam lr 0.004 betas (0, 0.99), batch 32, clip 5, LR x0.1 at 80% of 100 epochs",
+    description="InvAD, published configuration (ADer configs/invad/invad_coco.py): frozen ImageNet "
+                "wide_resnet50_2 (racm_in1k) layers 1-3, 256x256, 2 styled blocks per stage, Adam lr 0.004 "
+                "betas (0, 0.99), batch 32, clip 5, LR x0.1 after 80 of 100 epochs",
 ))
 
 INVAD_LITE = register_preset(INVAD.replace(
     name="invad-lite",
     display_name="InvAD-lite",
-    backbone="resnet34",
+    backbone="resnet34.bt_in1k",
     model=dict(INVAD.model, blocks=4, loss_weight=5.0),
-    description="InvAD-lite, published configuration: frozen ImageNet resnet34 layers 1-3, 4 styled blocks "
-                "per stage, loss weight 5; otherwise as InvAD",
+    description="InvAD-lite, published configuration (ADer configs/invad/invad_lite/lite_coco.py): frozen "
+                "ImageNet resnet34 (bt_in1k) layers 1-3, 4 styled blocks per stage, loss weight 5; otherwise "
+                "as InvAD",
 ))
 
 INVAD_TINY = register_preset(INVAD.replace(
@@ -53,8 +67,8 @@ INVAD_TINY = register_preset(INVAD.replace(
     cache_features=True,
     published=False,
     code="",
-    model=dict(latent_ch=32, proj_cap=64, blocks=1, mod_ch=16, loss_weight=1.0, sigma=4.0),
-    description="InvAD-tiny (not published): the InvAD method on the offline EfficientNet-Lite0 "
+    model=dict(INVAD.model, blocks=1),
+    description="InvAD-tiny (not published): the official InvAD architecture on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4: 40/112/320 ch at 1/8, 1/16, 1/32), 1 styled block per "
-                "stage, latent 32 ch, batch 8, 12 epochs; a CPU-sized model for the demo benchmark",
+                "stage, batch 8, 12 epochs; a CPU-sized model for the demo benchmark",
 ))

@@ -125,3 +125,17 @@ def test_pooled_max_is_the_max_of_every_window_mean():
     assert float(pooled_max(torch.from_numpy(maps), 1)[0]) == float(maps[0].max())
     with pytest.raises(ValueError, match="does not fit"):
         pooled_max(torch.from_numpy(maps), 18)
+
+
+@pytest.mark.parametrize("fn", [cosine_anomaly_map, mean_cosine_anomaly_map])
+def test_maps_are_smoothed_as_scipy_smooths_a_float32_map(fn):
+    # ADer hands scipy's gaussian_filter a float32 map; scipy sums in float64 and rounds once
+    torch.manual_seed(6)
+    f = [torch.randn(2, 8, 16, 16), torch.randn(2, 4, 8, 8)]
+    r = [torch.randn(2, 8, 16, 16), torch.randn(2, 4, 8, 8)]
+    raw = fn(f, r, (64, 64), sigma=0)
+    assert raw.dtype == torch.float32
+    ours = fn(f, r, (64, 64)).numpy()
+    ref = np.stack([ndimage.gaussian_filter(m, 4.0) for m in raw.numpy()])
+    assert ours.dtype == ref.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=np.spacing(np.float32(2)))  # one float32 step at most

@@ -1,6 +1,7 @@
 """Prediction into a submission folder and the command line (train / predict / run / presets)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_predict_writes_a_valid_submission(two_splits):
     params = load_checkpoint(root / "run" / "0" / "checkpoint.pt")["params"]
     assert m["params_m"] == round(params["total"] / 1e6, 3)
     assert m["params_trainable_m"] == round(params["trainable"] / 1e6, 3)
-    assert 6.0 < m["params_m"] < 6.2  # EfficientNet-Lite0 (2.96 M) + InvAD-tiny (3.18 M at 64×64 input)
+    assert m["params_m"] == 7.101  # EfficientNet-Lite0 levels 1-4 (2.96 M) + InvAD-tiny (4.14 M at 64×64 input)
     for s in ("0", "1"):
         assert not (sub / s / "scores.csv").exists()  # image score = map max
         for item in bench.items(s):
@@ -88,6 +89,62 @@ def test_cli_errors_are_one_line(tmp_path, make_benchmark, capsys):
     assert "unknown preset 'nope'" in err[1] and "no split '7'" in err[2]
 
 
+def test_unreachable_hub_fails_fast_naming_the_offline_ways(make_benchmark, tmp_path, capsys, monkeypatch):
+    # forgetting --preset means the published preset and its hub weights: with neither a cached copy
+    # nor a way to download one, say so at once instead of after the hub client's minute of retries
+    from baselines.common import encoder
+
+    monkeypatch.setattr(encoder, "_cached", lambda *a: False)  # whatever this machine has cached
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    for var in ("HF_HUB_OFFLINE", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    bench = make_benchmark()
+    t0 = time.monotonic()
+    assert cli("train", "--benchmark", bench, "--split", "0", "--out", tmp_path / "run", "--batch-size", "4") == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: preset 'invad': timm's pretrained wide_resnet50_2.racm_in1k")
+    assert "127.0.0.1:9 cannot be reached" in err[0]
+    assert err[0].endswith("offline, pass --weights FILE, or use --preset invad-tiny (weights included)")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli("run", "--benchmark", bench, "--out", tmp_path / "run", "--submission", tmp_path / "sub",
+               "--batch-size", "4") == 2
+    assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sub").exists()
+
+
+def test_unwritable_submission_fails_before_training(make_benchmark, tmp_path, capsys):
+    bench = make_benchmark()
+    (tmp_path / "file").write_text("")
+    assert cli("run", "--benchmark", bench, "--preset", "invad-tiny", "--out", tmp_path / "run",
+               "--submission", tmp_path / "file" / "sub", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "cannot write here" in err and "pick another --submission" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_is_plain_text_and_every_argument_is_explained(capsys):
+    import argparse
+
+    from baselines.common.cli import build_parser
+
+    parser = build_parser("invad", "python -m baselines.invad", "invad")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest for c in sub._choices_actions} == {"train", "predict", "run", "presets"}
+    assert all(c.help for c in sub._choices_actions)
+    for name, p in [("", parser), *sub.choices.items()]:
+        assert p.description, name
+        assert all(a.help for a in p._actions if not isinstance(a, argparse._SubParsersAction)), name
+        with pytest.raises(SystemExit) as e:
+            cli(*([name] if name else []), "--help")
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "``" not in out and ":func:" not in out and ":mod:" not in out, name  # no reST
+        if name in ("train", "run"):
+            assert "invad, invad-lite, invad-tiny (default invad; offline: invad-tiny" in " ".join(out.split())
+
+
 def test_presets_command_lists_the_registry(capsys):
     assert cli("presets") == 0
     out = capsys.readouterr().out
@@ -97,7 +154,7 @@ def test_presets_command_lists_the_registry(capsys):
 def test_run_trains_every_split_then_skips(make_benchmark, tmp_path, capsys):
     bench = make_benchmark(splits=("0", "1"), n_train=3, n_test_normal=1, n_test_anomalous=1)
     args = ["run", "--benchmark", bench, "--preset", "invad-tiny", "--out", tmp_path / "run",
-            "--submission", tmp_path / "sub", "--epochs", "1", "--batch-size", "4", "--quiet", "--threads", "1"]
+            "--submission", tmp_path / "sub", "--epochs", "1", "--batch-size", "3", "--quiet", "--threads", "1"]
     assert cli(*args) == 0
     assert evaluator.validate(tmp_path / "sub", bench) == []
     assert json.loads((tmp_path / "sub" / "submission.json").read_text())["splits"] == ["0", "1"]

@@ -49,14 +49,15 @@ def trained(tmp_path_factory):
     return bench, preset, ckpts, root
 
 
-def test_last_incomplete_batch_dropped_and_still_cached(trained):
+def test_last_incomplete_batch_dropped(trained):
     _, preset, ckpts, _ = trained
     state = load_checkpoint(ckpts[0])
     assert state["finished"] and [h["epoch"] for h in state["history"]] == [1, 2, 3]
     # 6 images, batch 4: one step per epoch (two without drop_last)
     assert int(state["model"]["train_steps"]) == 3
-    # the two dropped images were encoded in epoch 1 all the same: every later epoch reads the cache
-    assert [h["cached_features"] for h in state["history"]] == [False, True, True]
+    assert [h["steps"] for h in state["history"]] == [1, 1, 1]
+    # epoch 1 encodes its batch; a later batch reads the cache only where all its images were encoded before
+    assert state["history"][0]["cached_steps"] == 0
     lrs = [h["lr"] for h in state["history"]]
     assert lrs[:2] == [preset.lr] * 2 and lrs[2] == pytest.approx(preset.lr * 0.1)
 
@@ -65,7 +66,7 @@ def test_feature_cache_is_bit_identical_despite_jitter_and_dropout(trained, tmp_
     bench, preset, ckpts, _ = trained
     plain = engine.train_split(preset.replace(cache_features=False), bench, "0", tmp_path / "p", CPU, quiet=True)
     a, b = load_checkpoint(ckpts[0]), load_checkpoint(plain)
-    assert not any(h["cached_features"] for h in b["history"])
+    assert not any(h["cached_steps"] for h in b["history"])
     assert _same(a["model"], b["model"]) and _same_optimizer(a["optimizer"], b["optimizer"])
 
 

@@ -256,7 +256,7 @@ def test_rebuild_removes_only_what_it_wrote(coco_source, coco_copy, built, tmp_p
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
     # Leftovers of the builder's own interrupted writes.
-    ours = [f".benchmark.json.x1y2z3w4.tmp", f"val2017_mask_ad_2_1/.{stem}.png.q9w8e7r6.tmp", ".meta_2_3.json.a_b_c_d_.tmp"]
+    ours = [".benchmark.json.x1y2z3w4.tmp", f"val2017_mask_ad_2_1/.{stem}.png.q9w8e7r6.tmp", ".meta_2_3.json.a_b_c_d_.tmp"]
     for rel in ours:
         (out / rel).write_bytes(b"partial")
     assert main(["coco-ad", "--coco-root", str(coco_source), "--out", str(out), "--quiet"]) == 0

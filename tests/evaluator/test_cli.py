@@ -58,7 +58,6 @@ def test_help_is_plain_text_and_every_positional_is_explained():
 
 
 def test_a_bug_prints_its_traceback_and_says_so(valid_sub, bench_dir, capsys, monkeypatch):
-    import evaluator.score
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug of ours")

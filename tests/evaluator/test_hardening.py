@@ -3,7 +3,6 @@ bounded time and memory; crash and race safety of the result + panels commit."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
@@ -21,7 +20,6 @@ import pytest
 import evaluator
 from evaluator.cli import main
 from evaluator.maps import MapError, load_map, max_pixels_for
-from evaluator.score import default_out
 
 from .conftest import tree_snapshot, write_submission
 

@@ -206,3 +206,48 @@ def test_cli_failing_step_one_line_and_exit_code(tmp_path):
 def test_cli_help(argv):
     r = subprocess.run([sys.executable, "-m", "leaderboard.demo", *argv], capture_output=True, text=True)
     assert r.returncode == 0 and "--workdir" in r.stdout
+
+
+def test_plan_of_a_shortened_job_names_it_apart(tmp_path):
+    job = demo.plan(tmp_path / "w", presets=("invad-tiny",), splits=("0", "2"), epochs=1)
+    w = (tmp_path / "w").resolve()
+    assert job.steps[1].argv[-7:] == ("--submission", str(w / "submissions/invad-tiny-e1-s0_2"),
+                                      "--splits", "0", "2", "--epochs", "1")
+    assert job.steps[1].argv[job.steps[1].argv.index("--out") + 1] == str(w / "runs/invad-tiny-e1-s0_2")
+    assert job.steps[3].outputs == (w / "results/invad-tiny-e1-s0_2.exact.json",)
+    assert [s for s in demo.plan(tmp_path / "w", presets=()).steps if s.argv[0].startswith("baselines.")] == []
+
+
+@pytest.mark.slow
+def test_main_job_end_to_end_on_one_split(tmp_path):
+    """The real chain (child processes, no fakes) on demo split 0 with invad-tiny for one epoch, then a rerun."""
+    import json
+
+    w = tmp_path / "w"
+    argv = [sys.executable, "-m", "leaderboard.demo", "--workdir", str(w), "--presets", "invad-tiny",
+            "--splits", "0", "--epochs", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # like the baseline tests: steady on a small or shared machine
+    r = subprocess.run([*argv, "--quiet"], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1].startswith("demo: done in ")
+    name = "invad-tiny-e1-s0"
+    for profile in demo.PROFILES:
+        res = json.loads((w / "results" / f"{name}.{profile}.json").read_text())
+        assert res["evaluator"]["profile"] == profile
+        assert list(res["splits"]) == ["0"]
+        assert res["submission"]["method"]["preset"] == "invad-tiny"
+        assert res["submission"]["method"]["epochs"] == 1
+        metrics = res["splits"]["0"]
+        assert all(0.0 <= metrics[m] <= 1.0 for m in ("I-AUROC", "P-AUROC", "AUPRO", "P-AP"))
+        assert metrics["P-AUROC"] > 0.6  # one epoch already localises better than chance
+    board = w / "leaderboard"
+    assert (board / "index.html").is_file() and (board / "leaderboard.md").is_file()
+    assert "InvAD-tiny" in (board / "leaderboard.md").read_text()
+    outputs = sorted(p for p in w.rglob("*") if p.is_file())
+    stamps = {p: p.stat().st_mtime_ns for p in outputs}
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    steps = [line for line in again.stdout.splitlines() if line.startswith("==> [")]
+    assert len(steps) == 4 + len(demo.PROFILES) and all(line.split(": ")[-1].startswith("up to date, skipped") for line in steps), steps
+    assert sorted(p for p in w.rglob("*") if p.is_file()) == outputs
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
