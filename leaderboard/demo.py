@@ -34,6 +34,8 @@ from typing import Callable
 #: (baseline package, preset) trained and scored by the main job, in this order.
 BASELINES = (
     ("baselines.invad", "invad-tiny"),
+    ("baselines.rd", "rd-tiny"),
+    ("baselines.rdpp", "rdpp-tiny"),
 )
 PANELS = 2
 PROFILES = ("exact", "ader")

@@ -37,7 +37,7 @@ class FakeRunner:
 
         if argv[0] == "benchmark.build":
             touch(after("--out") / "benchmark.json")
-        elif argv[0] == "baselines.invad":
+        elif argv[0].startswith("baselines."):
             sub = after("--submission")
             assert not sub.exists(), "the baseline refuses to overwrite a submission"
             touch(sub / "submission.json")
@@ -51,8 +51,12 @@ class FakeRunner:
         return [" ".join(c[:2]) for c in self.calls]
 
 
-ALL = ["benchmark.build demo", "baselines.invad run", "evaluator validate", "evaluator score", "evaluator score",
-       "leaderboard build"]
+# the job's commands: the benchmark, then train/predict, validate and two scores per baseline, the leaderboard
+ALL = (["benchmark.build demo"]
+       + [c for module, _ in demo.BASELINES
+          for c in (f"{module} run", "evaluator validate", "evaluator score", "evaluator score")]
+       + ["leaderboard build"])
+N = len(ALL)
 
 
 def _age_all(root: Path) -> None:
@@ -75,11 +79,14 @@ def test_plan_matches_the_documented_commands(tmp_path):
                         "--profile", "exact", "--panels", "2", "--out", str(w / "results/invad-tiny.exact.json"))
     assert argvs[4][argvs[4].index("--profile") + 1] == "ader"
     assert argvs[4][-1] == str(w / "results/invad-tiny.ader.json")
-    assert argvs[5] == ("leaderboard", "build", "--results", str(w / "results"), "--out", str(w / "leaderboard"))
+    for k, (module, preset) in enumerate(demo.BASELINES):
+        assert argvs[1 + 4 * k][:2] == (module, "run") and argvs[1 + 4 * k][argvs[1 + 4 * k].index("--preset") + 1] \
+            == preset
+    assert argvs[-1] == ("leaderboard", "build", "--results", str(w / "results"), "--out", str(w / "leaderboard"))
     assert job.page == w / "leaderboard/index.html"
     quiet = demo.plan(tmp_path / "w", quiet=True)
-    assert [s.argv[-1] for s in quiet.steps] == ["--quiet", "--quiet", str(w / "benchmark"), "--quiet", "--quiet",
-                                                 "--quiet"]
+    assert [s.argv[-1] for s in quiet.steps] == (
+        ["--quiet"] + ["--quiet", str(w / "benchmark"), "--quiet", "--quiet"] * len(demo.BASELINES) + ["--quiet"])
 
 
 def test_runs_everything_then_skips_everything(tmp_path):
@@ -88,12 +95,12 @@ def test_runs_everything_then_skips_everything(tmp_path):
     run = FakeRunner(tmp_path)
     assert demo.run_job(steps, run, say=lines.append) == 0
     assert run.names() == ALL
-    assert any(line.startswith("==> [1/6] build the demo benchmark (0:00:00 elapsed)") for line in lines)
+    assert any(line.startswith(f"==> [1/{N}] build the demo benchmark (0:00:00 elapsed)") for line in lines)
     rerun = FakeRunner(tmp_path)
     lines.clear()
     assert demo.run_job(steps, rerun, say=lines.append) == 0
     assert rerun.calls == []
-    assert sum("up to date, skipped" in line for line in lines) == 6
+    assert sum("up to date, skipped" in line for line in lines) == N
 
 
 def test_resumes_after_the_last_finished_step(tmp_path):
@@ -102,7 +109,7 @@ def test_resumes_after_the_last_finished_step(tmp_path):
     lines = []
     assert demo.run_job(steps, first, say=lines.append) == 3
     assert first.names() == ALL[:4]  # stopped at the first score
-    assert lines[-1] == ("demo: step 4/6 'score invad-tiny with the exact profile' failed with exit code 3 "
+    assert lines[-1] == (f"demo: step 4/{N} 'score invad-tiny with the exact profile' failed with exit code 3 "
                          "(its output is above); fix it and rerun to resume")
     second = FakeRunner(tmp_path)
     assert demo.run_job(steps, second, say=lambda s: None) == 0
@@ -169,7 +176,7 @@ def test_cli_failing_step_one_line_and_exit_code(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     last = r.stdout.strip().splitlines()[-1]
-    assert last.startswith("demo: step 1/6 'build the demo benchmark' failed with exit code ")
+    assert last.startswith(f"demo: step 1/{N} 'build the demo benchmark' failed with exit code ")
     assert last.endswith(f"{r.returncode} (its output is above); fix it and rerun to resume")
     assert not (w / "submissions").exists()
 
