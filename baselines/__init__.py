@@ -5,6 +5,8 @@
   named presets, the command line).
 - :mod:`baselines.invad` is InvAD / InvAD-lite (Zhang et al. 2024):
   ``python -m baselines.invad run --benchmark DIR --preset invad-tiny …``.
+- :mod:`baselines.rd` is RD (Deng & Li 2022), :mod:`baselines.rdpp` RD++
+  (Tien et al. 2023): ``python -m baselines.rd …``, ``python -m baselines.rdpp …``.
 """
 
 import os as _os

@@ -89,7 +89,7 @@ class RDPlusPlus(ReverseDistillation):
 
     def training_inputs(self, x: torch.Tensor | None, idx: list[int], epoch: int) -> dict:
         """The batch's noisy copy and the batch permutation of SSOT, both fixed by (seed, epoch, idx)."""
-        rng = np.random.default_rng([self.noise.seed, int(epoch), *map(int, idx)])
+        rng = np.random.default_rng([self.noise.seed, 1, int(epoch), *map(int, idx)])  # stream 1: permutations
         perm = torch.from_numpy(rng.permutation(len(idx)))
         return {"x_noise": self.noise.apply(x, idx, epoch), "perm": perm.to(x.device)}
 

@@ -108,7 +108,7 @@ class NoisePatches:
     returns ``x`` plus ``amplitude · noise / std`` inside each image's
     rectangle — the normalised form of adding the noise to the image in
     [0, 1] (equal to float32 rounding). The rectangle of training image ``i``
-    in epoch ``e`` comes from a generator seeded by (seed, e, i): the same in
+    in epoch ``e`` comes from a generator seeded by (seed, 0, e, i): the same in
     a resumed run and under any number of processes.
     """
 
@@ -125,7 +125,7 @@ class NoisePatches:
 
     def rectangle(self, index: int, epoch: int) -> tuple[int, int, int, int]:
         """(top, left, height, width) of training image ``index``'s noise in ``epoch`` (0-based)."""
-        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        rng = np.random.default_rng([self.seed, 0, int(epoch), int(index)])  # stream 0: rectangles
         h = int(rng.integers(self.min_side, self.max_side))
         w = int(rng.integers(self.min_side, self.max_side))
         top = int(rng.integers(1, self.size - h))

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 import baselines.rd  # noqa: F401  (registers the presets)
 import baselines.rdpp  # noqa: F401
@@ -14,6 +15,7 @@ from baselines.common.cli import main
 from baselines.common.predict import load_trained, predict
 from baselines.common.presets import get_preset
 from baselines.common.runtime import Runtime
+from tests.baselines.test_engine import _ddp_worker, _free_port
 
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 TINY = ("rd-tiny", "rdpp-tiny")
@@ -116,3 +118,22 @@ def test_rdpp_run_command(bench, tmp_path):
     assert main("rdpp", args) == 0
     assert evaluator.validate(tmp_path / "sub", bench) == []
     assert main("rd", [a if a != "rdpp-tiny" else "rd-tiny" for a in args]) == 2  # another method's run folder
+
+
+def _worker(*args):  # the spawned processes import this module, which registers RD++
+    _ddp_worker(*args)
+
+
+def test_rdpp_trains_under_ddp(bench, tmp_path):
+    # two gloo processes, 3 images each per step: the noisy copies, the three forward outputs and the two
+    # learning-rate groups go through DistributedDataParallel (ADer's RD++ trainer cannot run under DDP)
+    preset = small("rdpp-tiny", epochs=1, batch_size=6)
+    mp.spawn(_worker, args=(2, _free_port(), str(bench), str(tmp_path / "ddp"), preset.to_dict()), nprocs=2,
+             join=True)
+    state = load_checkpoint(tmp_path / "ddp" / "0" / "checkpoint.pt")
+    assert state["finished"] and state["world_size"] == 2
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [preset.lr, 5 * preset.lr]
+    torch.manual_seed(preset.seed)
+    init = engine.build_model(preset, weights="none").state_dict()
+    for part in ("projection.", "bottleneck.", "decoder."):
+        assert any(not torch.equal(init[k], v) for k, v in state["model"].items() if k.startswith(part)), part

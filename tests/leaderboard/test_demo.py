@@ -79,6 +79,7 @@ def test_plan_matches_the_documented_commands(tmp_path):
                         "--profile", "exact", "--panels", "2", "--out", str(w / "results/invad-tiny.exact.json"))
     assert argvs[4][argvs[4].index("--profile") + 1] == "ader"
     assert argvs[4][-1] == str(w / "results/invad-tiny.ader.json")
+    assert {("baselines.rd", "rd-tiny"), ("baselines.rdpp", "rdpp-tiny")} <= set(demo.BASELINES)
     for k, (module, preset) in enumerate(demo.BASELINES):
         assert argvs[1 + 4 * k][:2] == (module, "run") and argvs[1 + 4 * k][argvs[1 + 4 * k].index("--preset") + 1] \
             == preset
