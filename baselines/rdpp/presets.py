@@ -51,9 +51,9 @@ RDPP_TINY = register_preset(RD_TINY.replace(
     lr_gamma=RDPP.lr_gamma,
     resize=RDPP.resize,
     image_size=192,
-    epochs=8,
+    epochs=5,
     model=dict(RD_TINY.model, distill_lr_scale=5.0, ssot=True),
     description="RD++-tiny (not published): the RD++ method on RD-tiny's network (offline EfficientNet-Lite0 "
                 "levels 2-4, one block per decoder stage and in the bottleneck) at 192x192, batch 8, "
-                "an optimiser step on every batch, 8 epochs; a CPU-sized model for the demo",
+                "an optimiser step on every batch, 5 epochs; a CPU-sized model for the demo",
 ))
