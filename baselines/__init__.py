@@ -7,6 +7,8 @@
   ``python -m baselines.invad run --benchmark DIR --preset invad-tiny …``.
 - :mod:`baselines.vitad` is ViTAD (Zhang et al. 2023):
   ``python -m baselines.vitad run --benchmark DIR --preset vitad-tiny …``.
+- :mod:`baselines.rd` is RD (Deng & Li 2022), :mod:`baselines.rdpp` RD++
+  (Tien et al. 2023): ``python -m baselines.rd …``, ``python -m baselines.rdpp …``.
 """
 
 import os as _os

@@ -50,6 +50,8 @@ BASELINES = (
     ("baselines.invad", "invad-tiny"),
     ("baselines.vitad", "vitad-tiny"),
     ("baselines.uniad", "uniad-tiny"),
+    ("baselines.rd", "rd-tiny"),
+    ("baselines.rdpp", "rdpp-tiny"),
 )
 PANELS = 2
 PROFILES = ("exact", "ader", "ader-bench")

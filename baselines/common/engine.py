@@ -10,6 +10,12 @@ DistributedDataParallel, the global batch is split over the processes and
 the trainable batch norms are synchronised across them (ADer converts them
 to SyncBN), so N processes train the model that one process would with the
 whole batch.
+A method may ask for more (:class:`~baselines.common.model.ReconstructionModel`
+hooks): per-module learning-rate multipliers (``optimizer_groups``), extra
+training inputs such as RD++'s noisy images (``training_inputs``), images
+every epoch although the features are cached (``trains_on_images``);
+``Preset.step_every`` = k steps the optimiser on every k-th global iteration
+only (ADer's RD++ trainer).
 
 Reproducibility: the model is initialised from ``preset.seed``; epoch ``e``
 visits the images in the order of a permutation seeded by ``seed + e``
@@ -94,18 +100,27 @@ def check_writable(folder: str | Path, option: str) -> None:
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-def parameter_groups(preset: Preset, model: ReconstructionModel):
-    """The trainable parameters, split as ADer's ``get_optim`` does under ``decay_matrices_only``.
+def parameter_groups(preset: Preset, model: ReconstructionModel) -> list[dict]:
+    """The optimiser's parameter groups.
 
-    Groups: vectors (one dimension) and ``*.bias`` tensors without weight
-    decay, then every other tensor with ``preset.weight_decay``.
+    One group per :meth:`~ReconstructionModel.optimizer_groups` entry, at
+    ``preset.lr`` × its multiplier. Under ``decay_matrices_only`` each is split
+    as ADer's ``get_optim`` does: vectors (one dimension) and ``*.bias``
+    tensors without weight decay, then every other tensor with
+    ``preset.weight_decay``.
     """
-    if not (preset.decay_matrices_only and preset.weight_decay):
-        return model.trainable_parameters()
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    plain = [p for n, p in named if p.ndim <= 1 or n.endswith(".bias")]
-    decayed = [p for n, p in named if not (p.ndim <= 1 or n.endswith(".bias"))]
-    return [{"params": plain, "weight_decay": 0.0}, {"params": decayed, "weight_decay": preset.weight_decay}]
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = []
+    for params, scale in model.optimizer_groups():
+        params, lr = list(params), preset.lr * scale
+        if not (preset.decay_matrices_only and preset.weight_decay):
+            groups.append({"params": params, "lr": lr})
+            continue
+        plain = [p for p in params if p.ndim <= 1 or names[id(p)].endswith(".bias")]
+        decayed = [p for p in params if not (p.ndim <= 1 or names[id(p)].endswith(".bias"))]
+        groups += [{"params": plain, "lr": lr, "weight_decay": 0.0},
+                   {"params": decayed, "lr": lr, "weight_decay": preset.weight_decay}]
+    return groups
 
 
 def make_optimizer(preset: Preset, model: ReconstructionModel):
@@ -199,7 +214,7 @@ def train_split(
     if preset.batch_size % rt.world_size:
         raise BaselineError(f"batch size {preset.batch_size} is not divisible by {rt.world_size} processes")
     mean, std = normalisation(preset)
-    dataset = SplitImages(bench, split, "train", preset.image_size, mean, std)
+    dataset = SplitImages(bench, split, "train", preset.image_size, mean, std, resize=preset.resize)
     if len(dataset) == 0:
         raise BaselineError(f"{bench.meta_path(split)}: split {split} has no training images")
     per_rank_batch = preset.batch_size // rt.world_size
@@ -265,21 +280,30 @@ def train_split(
             if not preset.drop_last:  # the (possibly incomplete) last batch of each rank
                 batches = [b for b in batches if b]
             cached = [cache is not None and len(b) == per_rank_batch and cache.has(b) for b in batches]
+            needs_images = [not c or model.trains_on_images for c in cached]
             t0 = time.perf_counter()
-            loss_sum, n_seen = 0.0, 0
-            to_read = [b for b, c in zip(batches, cached) if not c]
+            loss_sum, n_seen, n_done = 0.0, 0, 0
+            to_read = [b for b, r in zip(batches, needs_images) if r]
             images = iter(DataLoader(dataset, batch_sampler=to_read, num_workers=workers,
                                      pin_memory=rt.device.type == "cuda") if to_read else ())
-            for idx, from_cache in zip(batches, cached):
-                if from_cache:
-                    feats = cache.get(idx, rt.device)
-                    _, recs = net(feats=feats)
-                else:
-                    x, _ = next(images)
-                    feats, recs = net(x.to(rt.device, non_blocking=True))
-                    if cache is not None and len(idx) == per_rank_batch:
-                        cache.put(idx, feats)
-                loss = model.loss(feats, recs)
+            for j, (idx, from_cache, read) in enumerate(zip(batches, cached, needs_images)):
+                x = next(images)[0].to(rt.device, non_blocking=True) if read else None
+                feats = cache.get(idx, rt.device) if from_cache else None
+                store = cache is not None and not from_cache and len(idx) == per_rank_batch
+                n_done += len(idx)
+                if (epoch * steps_per_epoch + j) % preset.step_every:
+                    # no optimiser step on this batch: forward only, which moves the
+                    # BatchNorm statistics as the official loop does (it discards the gradient)
+                    with torch.no_grad():
+                        out = net(x, feats=feats)
+                    if store:
+                        cache.put(idx, out[0])
+                    bar.update(1)
+                    continue
+                out = net(x, feats=feats, **model.training_inputs(x, idx, epoch))
+                if store:
+                    cache.put(idx, out[0])
+                loss = model.loss(*out)
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"split {split}, epoch {epoch + 1}: loss is {loss.item()}")
                 opt.zero_grad(set_to_none=True)
@@ -297,7 +321,7 @@ def train_split(
             mean_loss = all_reduce_mean(rt, loss_sum / max(n_seen, 1), n_seen)
             history.append({
                 "epoch": epoch + 1, "loss": mean_loss, "lr": lr, "seconds": round(seconds, 3),
-                "images_per_second": round(n_seen * rt.world_size / seconds, 2) if seconds > 0 else None,
+                "images_per_second": round(n_done * rt.world_size / seconds, 2) if seconds > 0 else None,
                 "steps": len(batches), "cached_steps": sum(cached),
             })
             finished = epoch + 1 == epochs

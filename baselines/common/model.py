@@ -7,7 +7,12 @@ builder ``build(preset, encoder) -> model`` under its method name::
     register_method("invad", build_invad)
 
 The engine never looks inside: it calls ``model(x)`` (or
-``model(feats=cached)``), ``model.loss`` and ``model.anomaly_map``.
+``model(feats=cached)``), ``model.loss`` and ``model.anomaly_map``. Methods
+that train on more than the encoder's features use the hooks
+:meth:`~ReconstructionModel.training_inputs` (extra forward arguments, e.g.
+RD++'s noisy images) and :meth:`~ReconstructionModel.optimizer_groups`
+(per-module learning rates); a training forward may return extra outputs
+after (features, reconstructions), which the engine passes on to ``loss``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ class ReconstructionModel(nn.Module):
 
     version: int = 1
 
+    #: True when a training step needs the images themselves, not only their encoder
+    #: features: the engine then reads them every epoch, also when the features are cached.
+    trains_on_images: bool = False
+
     def __init__(self, encoder: FrozenEncoder, loss_weight: float = 1.0, sigma: float = 4.0):
         super().__init__()
         self.encoder = encoder
@@ -62,6 +71,20 @@ class ReconstructionModel(nn.Module):
 
     def loss(self, feats: Sequence[torch.Tensor], recs: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.loss_weight * feature_mse(feats, recs)
+
+    def training_inputs(self, x: torch.Tensor | None, idx: list[int], epoch: int) -> dict:
+        """Keyword arguments of the training forward of one batch, besides ``x`` and ``feats``.
+
+        ``x``: the batch's images (None when the features are cached and
+        :attr:`trains_on_images` is False); ``idx``: their indices in the
+        split's training set; ``epoch``: 0-based. Must depend on nothing
+        else (a resumed run replays it). Default: none.
+        """
+        return {}
+
+    def optimizer_groups(self) -> list[tuple[list[nn.Parameter], float]]:
+        """(parameters, learning-rate multiplier) per optimiser group; default: all trainable ones at ×1."""
+        return [(self.trainable_parameters(), 1.0)]
 
     @torch.no_grad()
     def anomaly_map(self, feats, recs, out_size: tuple[int, int]) -> torch.Tensor:

@@ -74,7 +74,7 @@ def predict_split(model: ReconstructionModel, preset: Preset, bench: Benchmark, 
                   workers: int = 0, quiet: bool = False) -> int:
     """Write the map of every test image of ``split``; returns the number of images."""
     mean, std = normalisation(preset)
-    data = SplitImages(bench, split, "test", preset.image_size, mean, std)
+    data = SplitImages(bench, split, "test", preset.image_size, mean, std, resize=preset.resize)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     size = (preset.image_size, preset.image_size)

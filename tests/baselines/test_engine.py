@@ -227,6 +227,7 @@ def test_lr_drops_once_after_int_of_80_percent_of_the_epochs(epochs, milestone):
     preset = small_preset(epochs=epochs)
     model = torch.nn.Linear(2, 2)
     model.trainable_parameters = lambda: list(model.parameters())
+    model.optimizer_groups = lambda: [(list(model.parameters()), 1.0)]
     opt, sched = engine.make_optimizer(preset, model)
     lrs = []
     for _ in range(epochs):
