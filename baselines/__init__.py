@@ -9,6 +9,8 @@
   ``python -m baselines.vitad run --benchmark DIR --preset vitad-tiny …``.
 - :mod:`baselines.rd` is RD (Deng & Li 2022), :mod:`baselines.rdpp` RD++
   (Tien et al. 2023): ``python -m baselines.rd …``, ``python -m baselines.rdpp …``.
+- :mod:`baselines.uniad` is UniAD (You et al. 2022):
+  ``python -m baselines.uniad run --benchmark DIR --preset uniad-tiny …``.
 """
 
 import os as _os
