@@ -62,13 +62,18 @@ INVAD_TINY = register_preset(INVAD.replace(
     weights=PACKAGE_WEIGHTS,
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
-    batch_size=8,
-    epochs=12,
+    # 192 px, batches of 4 at lr 0.004 (base 0.008 per 8) and 8 epochs: on the demo, mean exact I-AUROC /
+    # P-AUROC over the 4 splits 84.6 / 93.9 in 259 s of training CPU, where 256 px, batch 8, lr 0.001 and
+    # 12 epochs gave 76.9 / 94.3 in 462 s (the equalised-LR layers move slowly at the linearly scaled LR)
+    image_size=192,
+    batch_size=4,
+    base_lr=0.008,
+    epochs=8,
     cache_features=True,
     published=False,
     code="",
     model=dict(INVAD.model, blocks=1),
     description="InvAD-tiny (not published): the official InvAD architecture on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4: 40/112/320 ch at 1/8, 1/16, 1/32), 1 styled block per "
-                "stage, batch 8, 12 epochs; a CPU-sized model for the demo benchmark",
+                "stage, 192x192, batch 4, Adam lr 0.004, 8 epochs; a CPU-sized model for the demo benchmark",
 ))
