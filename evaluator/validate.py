@@ -206,12 +206,30 @@ def _under_link(key: str, links: set[str]) -> bool:
     return any("/".join(parts[:i]) in links for i in range(1, len(parts)))
 
 
+def _split_suffix(rel: str) -> tuple[str, str]:
+    """(path without its suffix, suffix) as ``PurePosixPath`` has them (``with_suffix("")``, ``suffix``).
+
+    String operations on a normalised relative path: 4,952 names of a COCO-AD
+    split cost 0.3 s through pathlib and a few milliseconds here.
+    """
+    head, sep, name = rel.rpartition("/")
+    i = name.rfind(".")
+    if 0 < i < len(name) - 1:
+        return head + sep + name[:i], name[i:]
+    return rel, ""
+
+
 def _map_key(split: str, img_path: str) -> str | None:
     """``<split>/maps/<img_path without suffix>``, or None if img_path would leave the folder."""
-    p = PurePosixPath(img_path)
-    if p.is_absolute() or ".." in p.parts or not p.parts:
+    parts = img_path.split("/")
+    if img_path.startswith("/") or ".." in parts:
         return None
-    return str(PurePosixPath(split, "maps", p.with_suffix("")))
+    if "" in parts or "." in parts:  # not normalised ("a//b", "./a"): pathlib's reading of it
+        p = PurePosixPath(img_path)
+        if not p.parts:
+            return None
+        img_path = str(p)
+    return f"{split}/maps/{_split_suffix(img_path)[0]}"
 
 
 def check_scores_csv(data: bytes, rel: str, expected: set[str], problems: Problems) -> dict[str, float] | None:
@@ -350,13 +368,12 @@ def check_structure(submission: str | os.PathLike, benchmark: str | os.PathLike 
             expected[key] = it
         found: dict[str, str] = {}
         for rel in by_split.get(sid, []):
-            p = PurePosixPath(rel)
-            if p.suffix not in MAP_SUFFIXES:
+            key, suffix = _split_suffix(rel)  # rel comes from the walk: relative, normalised
+            if suffix not in MAP_SUFFIXES:
                 problems.add(rel, f"extra file in maps/ (only {', '.join(MAP_SUFFIXES)} maps of test images belong there); remove it")
                 continue
-            key = str(p.with_suffix(""))
             if key not in expected:
-                problems.add(rel, f"map for an unknown image (split {sid} has no test image {str(PurePosixPath(*p.parts[2:]).with_suffix('.*'))}); remove it")
+                problems.add(rel, f"map for an unknown image (split {sid} has no test image {key.split('/', 2)[2]}.*); remove it")
             elif key in found:
                 problems.add(rel, f"second map for test image {expected[key].img_path} (also {found[key]}); keep one")
             else:

@@ -244,3 +244,22 @@ def test_cli_subprocess_reports_without_traceback(valid_sub, bench_dir):
                           capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=120)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.splitlines() == [f"{valid_sub / MAP}: missing map for test image {IMG} (a .npy, .png or .tiff file)"]
+
+
+_NAMES = ["a/b.jpg", "a/b.c.jpg", "a/.hidden", "a/b.", "b", "a/b..png", ".x.y", "a.b/c", "a/b.tar.gz", "x/.",
+          "val2017/000000000139.jpg", "/abs/x.jpg", "../x.jpg", "a/../b.jpg", "", ".", "./a.jpg", "a//b.jpg",
+          "a/./b.jpg", "a/b/"]
+
+
+@pytest.mark.parametrize("img_path", _NAMES)
+def test_map_names_follow_pathlib(img_path):
+    # the string fast path names every map as PurePosixPath(split, "maps", img_path).with_suffix("") does
+    from pathlib import PurePosixPath
+
+    from evaluator.validate import _map_key, _split_suffix
+
+    p = PurePosixPath(img_path)
+    want = None if p.is_absolute() or ".." in p.parts or not p.parts else str(PurePosixPath("0", "maps", p.with_suffix("")))
+    assert _map_key("0", img_path) == want
+    if want is not None:
+        assert _split_suffix(str(p)) == (str(p.with_suffix("")), p.suffix)
