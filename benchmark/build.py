@@ -41,7 +41,7 @@ MASKS_HELP = (
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="mask-writing processes (default: CPU count, at most 8)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; problems are still reported")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _masks(p: argparse.ArgumentParser) -> None:
@@ -88,29 +88,23 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _silent(line: str) -> None:
-    pass
-
-
 def run(args: argparse.Namespace) -> int:
-    echo = _silent if args.quiet else print
     if args.cmd == "coco-ad":
         from benchmark.coco_ad import build_coco_ad
 
-        build_coco_ad(args.coco_root, args.out, args.splits, workers=args.workers, quiet=args.quiet,
-                      masks=args.masks, echo=echo)
+        build_coco_ad(args.coco_root, args.out, args.splits, workers=args.workers, quiet=args.quiet, masks=args.masks)
     elif args.cmd == "demo":
         from benchmark.demo_source import build_demo
 
-        build_demo(args.out, workers=args.workers, quiet=args.quiet, masks=args.masks, echo=echo)
+        build_demo(args.out, workers=args.workers, quiet=args.quiet, masks=args.masks)
     elif args.cmd == "mvtec":
         from benchmark.mvtec import build_mvtec
 
-        build_mvtec(args.root, args.out, workers=args.workers, quiet=args.quiet, echo=echo)
+        build_mvtec(args.root, args.out, workers=args.workers, quiet=args.quiet)
     elif args.cmd == "visa":
         from benchmark.visa import build_visa
 
-        build_visa(args.root, args.out, workers=args.workers, quiet=args.quiet, echo=echo)
+        build_visa(args.root, args.out, workers=args.workers, quiet=args.quiet)
     elif args.cmd == "gt":
         from benchmark import BenchmarkError
         from benchmark.eval_gt import add_to_folder
@@ -121,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                                     args.quiet)
         except BenchmarkError as e:
             raise BuildError(str(e)) from None
-        echo(f"{args.dir}: wrote {', '.join(written)} and updated benchmark.json")
+        print(f"{args.dir}: wrote {', '.join(written)} and updated benchmark.json")
     elif args.cmd == "verify":
         from benchmark.verify import describe, verify_folder
 
@@ -131,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         if problems:
             print(f"{args.dir}: {len(problems)} problem(s) in {n} listed file(s) and the manifest's fields", file=sys.stderr)
             return 1
-        echo(f"{args.dir}: {describe(args.dir)}")
-        echo(f"{args.dir}: all {n} listed files match benchmark.json")
+        print(f"{args.dir}: {describe(args.dir)}")
+        print(f"{args.dir}: all {n} listed files match benchmark.json")
     return 0
 
 
