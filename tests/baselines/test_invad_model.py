@@ -14,7 +14,7 @@ from baselines.common.encoder import create_encoder
 from baselines.common.model import build_model
 from baselines.common.presets import get_preset
 from baselines.invad.model import ConvLayer, EqualConv2d, InvAD, StyledConv, StyledResBlock, fused_leaky_relu
-from tests.baselines.conftest import assert_frozen_encoder
+from tests.baselines.conftest import assert_frozen_encoder, losses_on_a_fixed_batch
 from tests.baselines.test_maps import _bilinear_align_corners
 
 
@@ -144,19 +144,7 @@ def test_frozen_encoder_gets_no_gradient_and_keeps_statistics(tiny):
 def test_loss_falls_on_a_fixed_batch():
     torch.manual_seed(0)
     preset = get_preset("invad-tiny").replace(image_size=64)
-    model = build_model(preset)
-    model.train()
-    x = torch.randn(4, 3, 64, 64)
-    feats = model.encoder(x)
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=preset.lr, betas=preset.betas)
-    losses = []
-    for _ in range(8):
-        _, recs = model(feats=feats)
-        loss = model.loss(feats, recs)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_batch(build_model(preset), preset, torch.randn(4, 3, 64, 64), steps=8)
     # equalised-LR layers move slowly at the published learning rate: steadily, not fast
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.95 * losses[0], losses
 
