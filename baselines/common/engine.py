@@ -27,7 +27,9 @@ image is kept after its first training batch and reused by later batches.
 Only full-size batches store or read cached features, so the encoder computes
 each image with the same kernels whether its features are cached or
 recomputed: cached and uncached training give bit-identical models (on one
-machine and thread count; the tests check it).
+machine and thread count; the tests check it). The images an epoch drops are
+encoded at its end in a full-size batch padded with cached images, so from
+the second epoch on no image is read.
 """
 
 from __future__ import annotations
@@ -163,6 +165,27 @@ class FeatureCache:
     def put(self, idx: list[int], feats: list[torch.Tensor]) -> None:
         for j, i in enumerate(idx):
             self.store[i] = [f[j].detach().to("cpu", copy=True) for f in feats]
+
+
+def _fill_cache(cache: FeatureCache, model: ReconstructionModel, dataset, order: list[int], batch: int,
+                device, workers: int) -> None:
+    """Encode the images of ``order`` that no training batch has cached (those the epoch dropped).
+
+    Each goes through the encoder in a batch of the training size, padded
+    with images already cached, so every cached feature still comes from a
+    full-size batch (the cache stays exact) and the next epoch reads no image.
+    """
+    missing = [i for i in order if i not in cache.store]
+    done = [i for i in order if i in cache.store]
+    groups = [missing[k:k + batch] for k in range(0, len(missing), batch)]
+    groups = [g for g in groups if batch - len(g) <= len(done)]
+    if not groups:
+        return
+    loader = DataLoader(dataset, batch_sampler=[g + done[:batch - len(g)] for g in groups], num_workers=workers,
+                        pin_memory=device.type == "cuda")
+    with torch.no_grad():
+        for g, (x, _) in zip(groups, loader):
+            cache.put(g, model.encode(x.to(device, non_blocking=True)))
 
 
 def _cache_bytes(model: ReconstructionModel, n_images: int, image_size: int) -> int:
@@ -315,6 +338,8 @@ def train_split(
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{loss.item():.4g}",
                                 lr=f"{opt.param_groups[0]['lr']:.2g}")
+            if cache is not None:
+                _fill_cache(cache, model, dataset, order, per_rank_batch, rt.device, workers)
             seconds = time.perf_counter() - t0
             lr = opt.param_groups[0]["lr"]
             sched.step()
