@@ -62,9 +62,9 @@ class Preset:
 
     ``cache_features``: keep the frozen encoder's output of each training
     image in memory once a batch has computed it. Bit-exact (the encoder is
-    frozen, in eval mode, there is no augmentation and every batch has the
-    same size; see :mod:`baselines.common.engine`); only sensible for small
-    training sets.
+    frozen, in eval mode, there is no augmentation and every cached feature
+    comes from a batch of the training size; see :mod:`baselines.common.engine`);
+    only sensible for small training sets.
 
     ``step_every``: the optimiser steps on global iterations 0, k, 2k, …
     only; the batches in between run forward without gradient (their only
