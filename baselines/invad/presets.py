@@ -63,8 +63,9 @@ INVAD_TINY = register_preset(INVAD.replace(
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
     # 192 px, batches of 4 at lr 0.004 (base 0.008 per 8) and 8 epochs: on the demo, mean exact I-AUROC /
-    # P-AUROC over the 4 splits 84.6 / 93.9 in 259 s of training CPU, where 256 px, batch 8, lr 0.001 and
-    # 12 epochs gave 76.9 / 94.3 in 462 s (the equalised-LR layers move slowly at the linearly scaled LR)
+    # P-AUROC over the 4 splits 83.3 / 93.7 in the main job (two threads), where 256 px, batch 8, lr 0.001
+    # and 12 epochs gave 75.6 / 94.0 (the equalised-LR layers move slowly at the linearly scaled LR); with
+    # one thread 84.6 / 93.9 against 76.9 / 94.3, in 259 s of training CPU against 462 s
     image_size=192,
     batch_size=4,
     base_lr=0.008,
