@@ -60,3 +60,16 @@ def losses_on_a_fixed_batch(model, preset, x, steps: int) -> list[float]:
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def same_state(a: dict, b: dict) -> bool:
+    """The two state dicts hold the same keys and bit-identical tensors."""
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def same_optimizer(a: dict, b: dict) -> bool:
+    """The two optimiser state dicts are bit-identical: per-parameter states and parameter groups."""
+    sa, sb = a["state"], b["state"]
+    return sa.keys() == sb.keys() and all(same_state(sa[k], sb[k]) for k in sa) and a["param_groups"] == b["param_groups"]

@@ -15,6 +15,7 @@ from baselines.common.errors import BaselineError
 from baselines.common.predict import load_trained
 from baselines.common.presets import Preset, get_preset
 from baselines.common.runtime import Runtime, setup, teardown
+from tests.baselines.conftest import same_optimizer, same_state
 
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -22,10 +23,6 @@ CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 def small_preset(**kw) -> Preset:
     """invad-tiny at 64×64 input, batch 4: a few seconds per run."""
     return get_preset("invad-tiny").replace(**{**dict(image_size=64, batch_size=4, epochs=3), **kw})
-
-
-def _same_state(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +65,7 @@ def test_checkpoint_round_trip(trained):
     state = load_checkpoint(ckpt)
     model, p2, _ = load_trained(ckpt, torch.device("cpu"))
     assert p2 == preset
-    assert _same_state(model.state_dict(), state["model"])
+    assert same_state(model.state_dict(), state["model"])
     fresh = engine.build_model(preset, weights="none")
     fresh.load_state_dict(state["model"])
     fresh.eval()
@@ -89,18 +86,13 @@ def test_resume_continues_identically(trained, tmp_path):
     resumed = engine.train_split(preset, bench, "0", tmp_path / "b", CPU, resume=True, quiet=True)
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert b["finished"] and b["epoch"] == 3
-    assert _same_state(a["model"], b["model"])
-    assert _same_optimizer(a["optimizer"], b["optimizer"])
+    assert same_state(a["model"], b["model"])
+    assert same_optimizer(a["optimizer"], b["optimizer"])
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
     # a finished checkpoint is left alone when resuming
     mtime = os.stat(resumed).st_mtime_ns
     engine.train_split(preset, bench, "0", tmp_path / "b", CPU, resume=True, quiet=True)
     assert os.stat(resumed).st_mtime_ns == mtime
-
-
-def _same_optimizer(a: dict, b: dict) -> bool:
-    sa, sb = a["state"], b["state"]
-    return sa.keys() == sb.keys() and all(_same_state(sa[k], sb[k]) for k in sa) and a["param_groups"] == b["param_groups"]
 
 
 def test_feature_cache_is_exact(trained, tmp_path):
@@ -111,8 +103,8 @@ def test_feature_cache_is_exact(trained, tmp_path):
     a, b = load_checkpoint(cached), load_checkpoint(plain)
     assert sum(h["cached_steps"] for h in a["history"]) >= 1
     assert not any(h["cached_steps"] for h in b["history"])
-    assert _same_state(a["model"], b["model"])
-    assert _same_optimizer(a["optimizer"], b["optimizer"])
+    assert same_state(a["model"], b["model"])
+    assert same_optimizer(a["optimizer"], b["optimizer"])
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 

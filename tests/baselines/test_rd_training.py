@@ -15,6 +15,7 @@ from baselines.common.cli import main
 from baselines.common.predict import load_trained, predict
 from baselines.common.presets import get_preset
 from baselines.common.runtime import Runtime
+from tests.baselines.conftest import same_state
 from tests.baselines.test_engine import _ddp_worker, _free_port
 
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -24,10 +25,6 @@ TINY = ("rd-tiny", "rdpp-tiny")
 def small(name: str, **kw):
     """The tiny preset at 64×64 input, batch 4, 2 epochs: seconds per run."""
     return get_preset(name).replace(**{**dict(image_size=64, batch_size=4, epochs=2), **kw})
-
-
-def _same_state(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +48,9 @@ def test_resume_is_bit_identical(trained, bench, tmp_path):
     resumed = engine.train_split(preset, bench, "0", tmp_path / "b", CPU, resume=True, quiet=True)
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert b["finished"] and b["epoch"] == 2 and a["preset"] == b["preset"]
-    assert _same_state(a["model"], b["model"])
+    assert same_state(a["model"], b["model"])
     for k in a["optimizer"]["state"]:
-        assert _same_state(a["optimizer"]["state"][k], b["optimizer"]["state"][k])
+        assert same_state(a["optimizer"]["state"][k], b["optimizer"]["state"][k])
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
@@ -61,7 +58,7 @@ def test_checkpoint_round_trip(trained):
     preset, ckpt = trained
     state = load_checkpoint(ckpt)
     model, p2, _ = load_trained(ckpt, torch.device("cpu"))
-    assert p2 == preset and _same_state(model.state_dict(), state["model"])
+    assert p2 == preset and same_state(model.state_dict(), state["model"])
     fresh = engine.build_model(preset, weights="none")
     fresh.load_state_dict(state["model"])
     fresh.eval()

@@ -20,6 +20,7 @@ from baselines.common.predict import load_trained, predict
 from baselines.common.presets import get_preset
 from baselines.common.runtime import Runtime
 from benchmark import open_benchmark
+from tests.baselines.conftest import same_optimizer, same_state
 
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -27,15 +28,6 @@ CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 def small_preset(**kw):
     """uniad-tiny at 64×64 input, batch 4 (6 images: one full batch per epoch, two images dropped)."""
     return get_preset("uniad-tiny").replace(**{**dict(image_size=64, batch_size=4, epochs=3), **kw})
-
-
-def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _same_optimizer(a: dict, b: dict) -> bool:
-    return a["param_groups"] == b["param_groups"] and a["state"].keys() == b["state"].keys() and all(
-        _same(a["state"][k], b["state"][k]) for k in a["state"])
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +60,7 @@ def test_feature_cache_is_bit_identical_despite_jitter_and_dropout(trained, tmp_
     plain = engine.train_split(preset.replace(cache_features=False), bench, "0", tmp_path / "p", CPU, quiet=True)
     a, b = load_checkpoint(ckpts[0]), load_checkpoint(plain)
     assert not any(h["cached_steps"] for h in b["history"])
-    assert _same(a["model"], b["model"]) and _same_optimizer(a["optimizer"], b["optimizer"])
+    assert same_state(a["model"], b["model"]) and same_optimizer(a["optimizer"], b["optimizer"])
 
 
 def test_resume_is_bit_identical(trained, tmp_path):
@@ -78,7 +70,7 @@ def test_resume_is_bit_identical(trained, tmp_path):
     torch.manual_seed(1234)  # whatever the global generators hold when training continues
     resumed = engine.train_split(preset, bench, "0", tmp_path / "r", CPU, resume=True, quiet=True)
     a, b = load_checkpoint(ckpts[0]), load_checkpoint(resumed)
-    assert b["finished"] and _same(a["model"], b["model"]) and _same_optimizer(a["optimizer"], b["optimizer"])
+    assert b["finished"] and same_state(a["model"], b["model"]) and same_optimizer(a["optimizer"], b["optimizer"])
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 

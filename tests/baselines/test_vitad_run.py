@@ -17,6 +17,7 @@ from baselines.common.predict import load_trained, predict
 from baselines.common.presets import get_preset
 from baselines.common.runtime import Runtime
 from benchmark import open_benchmark
+from tests.baselines.conftest import same_state
 
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -35,10 +36,6 @@ def trained(tmp_path_factory):
     preset = small_preset()
     ckpts = [engine.train_split(preset, bench, s, root / "run", CPU, quiet=True) for s in ("0", "1")]
     return bench, preset, ckpts, root
-
-
-def _same_state(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_adamw_steps_and_drop_the_incomplete_batch(trained):
@@ -62,14 +59,14 @@ def test_checkpoint_round_trip_and_resume_bit_identical(trained, tmp_path):
     bench, preset, ckpts, _ = trained
     # the whole model, the teacher's resampled position embedding included, comes back from the file
     model, p2, state = load_trained(ckpts[0], torch.device("cpu"))
-    assert p2 == preset and _same_state(model.state_dict(), state["model"]) and not model.training
+    assert p2 == preset and same_state(model.state_dict(), state["model"]) and not model.training
     part = engine.train_split(preset, bench, "0", tmp_path / "b", CPU, stop_after=1, quiet=True)
     assert not load_checkpoint(part)["finished"]
     resumed = load_checkpoint(engine.train_split(preset, bench, "0", tmp_path / "b", CPU, resume=True, quiet=True))
     straight = load_checkpoint(ckpts[0])
-    assert _same_state(straight["model"], resumed["model"])
+    assert same_state(straight["model"], resumed["model"])
     for k, v in straight["optimizer"]["state"].items():
-        assert _same_state(v, resumed["optimizer"]["state"][k])
+        assert same_state(v, resumed["optimizer"]["state"][k])
     assert [h["loss"] for h in straight["history"]] == [h["loss"] for h in resumed["history"]]
 
 
